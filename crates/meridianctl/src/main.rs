@@ -1,0 +1,2 @@
+//! `meridianctl`: the operator's tool for Meridian.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `meridiand`: the Meridian NTP daemon.
+fn main() {}
