@@ -79,7 +79,12 @@ impl NtpTimestamp {
 
 impl fmt::Debug for NtpTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NtpTimestamp({:08x}.{:08x})", self.seconds(), self.fraction())
+        write!(
+            f,
+            "NtpTimestamp({:08x}.{:08x})",
+            self.seconds(),
+            self.fraction()
+        )
     }
 }
 
@@ -296,7 +301,10 @@ impl Mono {
 impl Add<core::time::Duration> for Mono {
     type Output = Self;
     fn add(self, rhs: core::time::Duration) -> Self {
-        Self(self.0.saturating_add(rhs.as_nanos().min(u64::MAX as u128) as u64))
+        Self(
+            self.0
+                .saturating_add(rhs.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 
@@ -339,7 +347,10 @@ mod tests {
 
     #[test]
     fn nanos_and_exponent() {
-        assert_eq!(NtpDuration::from_nanos(1_000_000_000), NtpDuration::ONE_SECOND);
+        assert_eq!(
+            NtpDuration::from_nanos(1_000_000_000),
+            NtpDuration::ONE_SECOND
+        );
         assert_eq!(NtpDuration::from_nanos(-500_000_000).to_seconds(), -0.5);
         assert_eq!(NtpDuration::from_exponent(0), NtpDuration::ONE_SECOND);
         assert_eq!(NtpDuration::from_exponent(-1).to_seconds(), 0.5);
