@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod time;
+pub mod report;
 pub mod wire;
