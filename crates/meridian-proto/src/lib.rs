@@ -5,6 +5,9 @@
 //! the daemon (or the simulator) executes. See `docs/architecture.md` for the data flow.
 #![forbid(unsafe_code)]
 
-pub mod time;
+pub mod checks;
+pub mod client;
+pub mod entropy;
 pub mod report;
+pub mod time;
 pub mod wire;

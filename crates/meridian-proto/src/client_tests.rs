@@ -1,0 +1,297 @@
+//! Unit tests of the client association: request contents, the packet tests and what a
+//! rejected reply must leave untouched, kisses, reach and polling.
+
+use super::*;
+use crate::entropy::SplitMix64;
+use crate::wire::parse;
+
+const PRECISION: i8 = -20;
+
+fn local(secs: f64) -> NtpTimestamp {
+    NtpTimestamp::from_unix(1_800_000_000, 0) + NtpDuration::from_seconds(secs)
+}
+
+fn mono(secs: f64) -> Mono {
+    Mono::from_seconds(1000.0 + secs)
+}
+
+fn assoc(iburst: bool) -> (ClientAssociation, SplitMix64) {
+    let mut rng = SplitMix64::new(7);
+    let config = ClientConfig {
+        iburst,
+        minpoll: PollInterval::new(4),
+        maxpoll: PollInterval::new(8),
+        ..Default::default()
+    };
+    (
+        ClientAssociation::new(config, mono(0.0), Duration::ZERO, &mut rng),
+        rng,
+    )
+}
+
+/// A server reply to `request` from a server whose clock is `server_ahead` seconds ahead,
+/// received `delay` seconds after T1 = `t1` (local seconds).
+fn reply_to(request: &[u8; 48], t1: f64, server_ahead: f64, delay: f64) -> (Header, NtpTimestamp) {
+    let req = parse(request).unwrap().header;
+    let mut h = Header::new(Mode::Server);
+    h.leap = Leap::None;
+    h.stratum = 2;
+    h.precision = -20;
+    h.reference_id = ReferenceId([198, 18, 0, 1]);
+    h.reference_ts = local(t1 + server_ahead - 10.0);
+    h.origin_ts = req.transmit_ts;
+    h.receive_ts = local(t1 + server_ahead + delay / 2.0);
+    h.transmit_ts = local(t1 + server_ahead + delay / 2.0 + 0.0001);
+    (h, local(t1 + delay + 0.0001))
+}
+
+#[test]
+fn requests_reveal_nothing_and_use_fresh_nonces() {
+    let (mut a, mut rng) = assoc(false);
+    let mut nonces = std::collections::HashSet::new();
+    let mut now = mono(0.0);
+    for _ in 0..200 {
+        let bytes = a
+            .handle_timeout(now, local(now.as_seconds()), &mut rng)
+            .expect("due");
+        let h = parse(&bytes).unwrap().header;
+        assert_eq!(
+            (h.mode, h.version, h.stratum, h.poll, h.precision),
+            (Mode::Client, 4, 0, 0, 0)
+        );
+        assert_eq!(h.reference_id, ReferenceId::NONE);
+        assert!(h.origin_ts.is_zero() && h.receive_ts.is_zero() && h.reference_ts.is_zero());
+        assert!(nonces.insert(h.transmit_ts.to_bits()), "nonce repeated");
+        let t = h.transmit_ts - local(now.as_seconds());
+        assert!(
+            t.abs().to_seconds() > 1.0,
+            "transmit timestamp must not be the local time"
+        );
+        now = a.poll_timeout().unwrap();
+    }
+}
+
+#[test]
+fn good_reply_gives_offset_and_delay() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (h, t4) = reply_to(&req, 0.0, 0.25, 0.002);
+    match a.handle_packet(mono(0.002), t4, &h, PRECISION).unwrap() {
+        Reply::Sample(m) => {
+            assert!((m.offset - 0.25).abs() < 1e-6, "offset {}", m.offset);
+            assert!((m.delay - 0.002).abs() < 1e-6, "delay {}", m.delay);
+            assert!(m.dispersion > 0.0 && m.dispersion < 1e-4);
+            assert_eq!(m.peer.stratum, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.reach(), 1);
+}
+
+#[test]
+fn bogus_origin_changes_nothing_and_real_reply_still_counts() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (good, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    let before = (
+        a.poll_timeout(),
+        a.reach(),
+        a.poll(),
+        a.expected_origin,
+        a.peer,
+        a.times,
+    );
+
+    let mut spoof = good;
+    spoof.origin_ts = NtpTimestamp::from_bits(good.origin_ts.to_bits() ^ 1);
+    let mut zero = good;
+    zero.origin_ts = NtpTimestamp::ZERO;
+    for forged in [spoof, zero] {
+        for _ in 0..1000 {
+            let err = a
+                .handle_packet(mono(0.001), t4, &forged, PRECISION)
+                .unwrap_err();
+            assert!(!err.genuine());
+        }
+        assert_eq!(
+            before,
+            (
+                a.poll_timeout(),
+                a.reach(),
+                a.poll(),
+                a.expected_origin,
+                a.peer,
+                a.times
+            )
+        );
+    }
+    assert_eq!(a.stats().rejected, 2000);
+    assert!(matches!(
+        a.handle_packet(mono(0.002), t4, &good, PRECISION),
+        Ok(Reply::Sample(_))
+    ));
+}
+
+#[test]
+fn duplicate_and_unsolicited_replies_are_rejected() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (good, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    assert!(a.handle_packet(mono(0.002), t4, &good, PRECISION).is_ok());
+    let dup = a
+        .handle_packet(mono(0.003), t4, &good, PRECISION)
+        .unwrap_err();
+    assert!(dup.duplicate || dup.bogus_origin);
+    assert_eq!(a.reach(), 1);
+
+    // A reply to an old request arriving after a newer request went out.
+    let t = a.poll_timeout().unwrap();
+    let req2 = a
+        .handle_timeout(t, local(t.as_seconds() - 1000.0), &mut rng)
+        .unwrap();
+    let mut late = good;
+    late.transmit_ts = local(5.0);
+    assert!(
+        a.handle_packet(t, t4, &late, PRECISION)
+            .unwrap_err()
+            .bogus_origin
+    );
+    let (good2, t4b) = reply_to(&req2, t.as_seconds() - 1000.0, 0.1, 0.002);
+    assert!(matches!(
+        a.handle_packet(t, t4b, &good2, PRECISION),
+        Ok(Reply::Sample(_))
+    ));
+}
+
+#[test]
+fn server_mode_only() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (mut h, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    for mode in [
+        Mode::Client,
+        Mode::SymmetricActive,
+        Mode::SymmetricPassive,
+        Mode::Broadcast,
+    ] {
+        h.mode = mode;
+        assert!(a.handle_packet(mono(0.002), t4, &h, PRECISION).is_err());
+    }
+    assert_eq!(a.reach(), 0);
+}
+
+#[test]
+fn unsynchronized_server_is_reachable_but_unusable() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (mut h, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    h.leap = Leap::Unsynchronized;
+    h.stratum = 16;
+    match a.handle_packet(mono(0.002), t4, &h, PRECISION).unwrap() {
+        Reply::Unusable(c) => assert!(c.unsynchronized),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.reach(), 1);
+    assert_eq!(a.peer().unwrap().stratum, 16);
+}
+
+#[test]
+fn kiss_rate_needs_valid_origin_and_is_bounded() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (mut kiss, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    kiss.leap = Leap::Unsynchronized;
+    kiss.stratum = 0;
+    kiss.reference_id = ReferenceId::KISS_RATE;
+    kiss.poll = 17;
+    let mut spoof = kiss;
+    spoof.origin_ts = NtpTimestamp::from_bits(1);
+    let poll_before = a.poll();
+    assert!(a.handle_packet(mono(0.002), t4, &spoof, PRECISION).is_err());
+    assert_eq!(a.poll(), poll_before);
+    let next_before = a.poll_timeout();
+
+    assert_eq!(
+        a.handle_packet(mono(0.002), t4, &kiss, PRECISION).unwrap(),
+        Reply::Kiss(ReferenceId::KISS_RATE)
+    );
+    assert!(a.poll() > poll_before);
+    assert!(a.poll() <= a.config().maxpoll, "capped at maxpoll");
+    assert_eq!(
+        a.poll_timeout(),
+        next_before,
+        "a kiss never causes an early retransmission"
+    );
+    assert_eq!(a.reach(), 0, "a kiss is not a sample");
+}
+
+#[test]
+fn kiss_deny_stops_the_association() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (mut kiss, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    kiss.stratum = 0;
+    kiss.reference_id = ReferenceId::KISS_DENY;
+    a.handle_packet(mono(0.002), t4, &kiss, PRECISION).unwrap();
+    assert_eq!(a.denied(), Some(ReferenceId::KISS_DENY));
+    assert_eq!(a.poll_timeout(), None);
+    assert!(a
+        .handle_timeout(mono(100_000.0), local(0.0), &mut rng)
+        .is_none());
+}
+
+#[test]
+fn iburst_then_regular_polling() {
+    let (mut a, mut rng) = assoc(true);
+    let mut times = vec![];
+    let mut now = mono(0.0);
+    for _ in 0..6 {
+        a.handle_timeout(now, local(0.0), &mut rng).unwrap();
+        times.push(now.as_seconds());
+        now = a.poll_timeout().unwrap();
+    }
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for g in &gaps[..3] {
+        assert!((g - 2.0).abs() < 1e-9, "burst spacing {gaps:?}");
+    }
+    assert!(
+        gaps[3] > 14.0 && gaps[3] <= 16.0,
+        "then minpoll 2^4 {gaps:?}"
+    );
+}
+
+#[test]
+fn unreachable_server_backs_off_and_reach_decays() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (h, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    a.handle_packet(mono(0.002), t4, &h, PRECISION).unwrap();
+    assert_eq!(a.reach(), 1);
+    let mut now = a.poll_timeout().unwrap();
+    for _ in 0..8 {
+        a.handle_timeout(now, local(0.0), &mut rng).unwrap();
+        now = a.poll_timeout().unwrap();
+    }
+    assert_eq!(a.reach(), 0, "eight unanswered polls clear the register");
+    for _ in 0..8 {
+        a.handle_timeout(now, local(0.0), &mut rng).unwrap();
+        now = a.poll_timeout().unwrap();
+    }
+    assert_eq!(a.poll(), a.config().maxpoll, "backed off to maxpoll");
+}
+
+#[test]
+fn step_moves_the_remembered_send_time() {
+    let (mut a, mut rng) = assoc(false);
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    // The clock is stepped forward by 2 s while the request is in flight.
+    a.apply_step(2.0);
+    let (mut h, _) = reply_to(&req, 0.0, 0.0, 0.002);
+    h.receive_ts = local(2.001);
+    h.transmit_ts = local(2.0011);
+    let t4 = local(2.0021);
+    match a.handle_packet(mono(0.002), t4, &h, PRECISION).unwrap() {
+        Reply::Sample(m) => assert!(m.offset.abs() < 1e-5, "offset {}", m.offset),
+        other => panic!("{other:?}"),
+    }
+}
