@@ -9,5 +9,6 @@ pub mod checks;
 pub mod client;
 pub mod entropy;
 pub mod report;
+pub mod server;
 pub mod time;
 pub mod wire;
