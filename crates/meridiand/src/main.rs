@@ -1,2 +1,3 @@
 //! `meridiand`: the Meridian NTP daemon.
+mod udp;
 fn main() {}
