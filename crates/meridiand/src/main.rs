@@ -1,2 +1,5 @@
 //! `meridiand`: the Meridian NTP daemon.
+#[allow(dead_code)]
+mod config;
+
 fn main() {}
