@@ -1,0 +1,1 @@
+//! Tests: cross-references and error collection.
