@@ -27,12 +27,30 @@ fn now() -> NtpTimestamp {
 
 /// Starts a responder; it answers every request until 3 s pass without one.
 fn responder(behaviour: Behaviour) -> (u16, JoinHandle<usize>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = socket.local_addr().unwrap().port();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
+    responder_in(behaviour, None)
+}
+
+/// Moves the calling thread into network namespace /run/netns/`name`.
+fn enter_netns(name: &str) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+    // SAFETY: plain syscall on a descriptor that `file` keeps open.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// A responder on 127.0.0.1, inside network namespace `netns` when given.
+fn responder_in(behaviour: Behaviour, netns: Option<String>) -> (u16, JoinHandle<usize>) {
+    let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
+        if let Some(name) = &netns {
+            enter_netns(name);
+        }
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        tx.send(socket.local_addr().unwrap().port()).unwrap();
         let mut answered = 0;
         let mut buf = [0u8; 512];
         while let Ok((len, from)) = socket.recv_from(&mut buf) {
@@ -66,6 +84,7 @@ fn responder(behaviour: Behaviour) -> (u16, JoinHandle<usize>) {
         }
         answered
     });
+    let port = rx.recv().expect("responder started");
     (port, handle)
 }
 
@@ -213,4 +232,59 @@ fn usage_errors_exit_2() {
             text(&out.stderr)
         );
     }
+}
+
+/// A network namespace made for one test and deleted when dropped (also on failure).
+struct Netns(String);
+
+impl Netns {
+    /// None when we may not create namespaces (not root, or no `ip`).
+    fn create() -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let name = format!("mctl-test-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let netns = Self(name);
+        let up = Command::new("ip")
+            .args(["-n", &netns.0, "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        Some(netns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn vpn_instance_enters_the_namespace() {
+    let Some(netns) = Netns::create() else {
+        eprintln!("cannot create network namespaces here; skipped");
+        return;
+    };
+    let (port, server) = responder_in(Behaviour::Honest, Some(netns.0.clone()));
+    let target = format!("127.0.0.1:{port}");
+    let out = ctl(&["query", &target, "--vpn-instance", &netns.0, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report: QueryReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report.offset_ms.abs() < 50.0);
+    // The same address outside the namespace has no such server.
+    let out = ctl(&["query", &target, "--timeout", "0.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = ctl(&["query", &target, "--vpn-instance", "mctl-no-such-ns"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/run/netns/mctl-no-such-ns"));
+    assert_eq!(server.join().unwrap(), 1);
 }
