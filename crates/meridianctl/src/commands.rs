@@ -1,0 +1,82 @@
+//! Runs a parsed command line: picks the socket, talks to the daemon (or the network for
+//! `query`) and prints plain text or JSON.
+
+use std::path::Path;
+
+use meridian_proto::report::{ControlAnswer, ControlRequest};
+use serde::Serialize;
+
+use crate::args::{Cli, Command};
+use crate::control;
+use crate::display;
+use crate::error::CtlError;
+use crate::query;
+
+/// Executes the verb of `cli`.
+pub fn run(cli: &Cli) -> Result<(), CtlError> {
+    match &cli.command {
+        Command::Query(args) => query::run(args),
+        Command::Trace(_) => Err(CtlError::failed("trace: not supported by this daemon yet")),
+        Command::Status(flag) => {
+            let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
+            match ask(&socket, &ControlRequest::Status)? {
+                ControlAnswer::Status(report) if flag.json => print_json(&report),
+                ControlAnswer::Status(report) => {
+                    print!("{}", display::format_status(&report, display::now_unix()));
+                    Ok(())
+                }
+                other => Err(unexpected(&socket, &other)),
+            }
+        }
+        Command::Sessions(args) => {
+            let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
+            match ask(&socket, &ControlRequest::Sessions)? {
+                ControlAnswer::Sessions { sessions } if args.json => print_json(&sessions),
+                ControlAnswer::Sessions { sessions } if args.verbose => {
+                    let now = display::now_unix();
+                    print!("{}", display::format_sessions_verbose(&sessions, now));
+                    Ok(())
+                }
+                ControlAnswer::Sessions { sessions } => {
+                    print!("{}", display::format_sessions_brief(&sessions));
+                    Ok(())
+                }
+                other => Err(unexpected(&socket, &other)),
+            }
+        }
+        Command::Reload => {
+            let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
+            match ask(&socket, &ControlRequest::Reload)? {
+                ControlAnswer::Reloaded { message } => {
+                    println!("{message}");
+                    Ok(())
+                }
+                other => Err(unexpected(&socket, &other)),
+            }
+        }
+    }
+}
+
+fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlAnswer, CtlError> {
+    control::exchange(socket, request)
+}
+
+fn unexpected(socket: &Path, answer: &ControlAnswer) -> CtlError {
+    let kind = match answer {
+        ControlAnswer::Status(_) => "status",
+        ControlAnswer::Sessions { .. } => "sessions",
+        ControlAnswer::Reloaded { .. } => "reloaded",
+        ControlAnswer::Error { .. } => "error",
+    };
+    CtlError::failed(format!(
+        "{}: answered `{kind}` to a different request",
+        socket.display()
+    ))
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CtlError::failed(format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
