@@ -674,7 +674,9 @@ fn syntax_error_stops_with_a_position() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].0, 3, "{e:?}");
     assert!(e[0].2.starts_with("TOML syntax"));
+    assert!(e[0].2.contains("duplicate key `port`"), "{e:?}");
     let e = errs("[service\n");
+    assert!(!e[0].2.contains('\n'), "one line per problem: {e:?}");
     assert_eq!((e.len(), e[0].0), (1, 1));
 }
 
