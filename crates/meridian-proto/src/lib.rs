@@ -5,6 +5,6 @@
 //! the daemon (or the simulator) executes. See `docs/architecture.md` for the data flow.
 #![forbid(unsafe_code)]
 
-pub mod time;
 pub mod report;
+pub mod time;
 pub mod wire;
