@@ -90,10 +90,9 @@ fn parse_with(text: &str, base: Option<&Path>) -> Result<Config, Vec<ConfigError
     let doc = match toml_edit::ImDocument::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            d.err(
-                &e.span(),
-                format!("TOML syntax: {}", e.message().trim_end()),
-            );
+            // One line per problem: the parser's message may span several lines.
+            let message = e.message().trim_end().replace('\n', "; ");
+            d.err(&e.span(), format!("TOML syntax: {message}"));
             return Err(d.errors);
         }
     };

@@ -96,6 +96,8 @@ pub(crate) struct Tab<'d> {
     /// How the table is written in messages, e.g. `[[unicast-server]]`.
     pub(crate) name: String,
     asked: Vec<&'static str>,
+    /// Set by [`Tab::entries`]: every key is a user-chosen name, none is unknown.
+    all_known: bool,
 }
 
 impl<'d> Tab<'d> {
@@ -105,6 +107,7 @@ impl<'d> Tab<'d> {
             span,
             name: name.into(),
             asked: Vec::new(),
+            all_known: false,
         }
     }
 
@@ -115,6 +118,7 @@ impl<'d> Tab<'d> {
             span,
             name: name.into(),
             asked: Vec::new(),
+            all_known: false,
         }
     }
 
@@ -149,6 +153,7 @@ impl<'d> Tab<'d> {
 
     /// Every entry (for tables whose keys are names chosen by the user); marks all as known.
     pub(crate) fn entries(&mut self) -> Vec<(&'d Key, &'d Item)> {
+        self.all_known = true;
         let Some(inner) = self.inner else {
             return Vec::new();
         };
@@ -348,7 +353,9 @@ impl<'d> Tab<'d> {
 
     /// Report every key present but never asked for.
     pub(crate) fn finish(self, d: &mut Diag<'_>) {
-        let Some(inner) = self.inner else { return };
+        let Some(inner) = self.inner.filter(|_| !self.all_known) else {
+            return;
+        };
         for (name, _) in inner.iter() {
             if self.asked.contains(&name) {
                 continue;

@@ -1,0 +1,69 @@
+//! Starting the reference daemons (chronyd, NTPsec's ntpd) inside a test host, never able to adjust the clock.
+//!
+//! Both are started through [`Host::spawn`], so without CAP_SYS_TIME, and are
+//! told on top of that not to touch the clock (`chronyd -x`, ntpd
+//! `disable ntp` + `disable kernel`). Their files (config, pid, drift, log)
+//! live in the test's temp dir, named after `tag` so several daemons can share
+//! one dir.
+
+use std::path::{Path, PathBuf};
+
+use super::netns::Host;
+use super::procs::Proc;
+
+fn write_conf(path: &Path, base: &[String], extra: &[&str]) {
+    let mut text = base.join("\n");
+    for l in extra {
+        text.push('\n');
+        text.push_str(l);
+    }
+    text.push('\n');
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Starts `chronyd -d -x -u root -f DIR/TAG.conf` in `host`, log in
+/// `DIR/TAG.log`. Base config: `cmdport 0` and `bindcmdaddress /` (no command
+/// sockets at all, so nothing is shared with other chronyds), `pidfile` and
+/// `driftfile` in `dir`; `extra` lines are appended (e.g. `local stratum 1`,
+/// `allow`, `server ADDR iburst`). `-u root` because the temp dir is root's;
+/// CAP_SYS_TIME is gone anyway.
+pub fn start_chronyd(chronyd: &Path, host: &Host, dir: &Path, tag: &str, extra: &[&str]) -> Proc {
+    let conf = dir.join(format!("{tag}.conf"));
+    let base = [
+        "cmdport 0".to_owned(),
+        "bindcmdaddress /".to_owned(),
+        format!("pidfile {}", dir.join(format!("{tag}.pid")).display()),
+        format!("driftfile {}", dir.join(format!("{tag}.drift")).display()),
+    ];
+    write_conf(&conf, &base, extra);
+    let conf_s = conf.to_string_lossy().into_owned();
+    let args = ["-d", "-x", "-u", "root", "-f", conf_s.as_str()];
+    host.spawn(chronyd, args, &dir.join(format!("{tag}.log")))
+}
+
+/// Starts NTPsec `ntpd -n -c DIR/TAG.conf` in `host`; its stdout/stderr go to
+/// `DIR/TAG.out` and its own log (`logfile`) to `DIR/TAG.log`. Base config:
+/// `disable ntp`, `disable kernel`, `pidfile`, `driftfile`; `extra` lines
+/// are appended (e.g. `server ADDR iburst minpoll 4`).
+pub fn start_ntpsec_ntpd(ntpd: &Path, host: &Host, dir: &Path, tag: &str, extra: &[&str]) -> Proc {
+    let conf = dir.join(format!("{tag}.conf"));
+    let base = [
+        "disable ntp".to_owned(),
+        "disable kernel".to_owned(),
+        format!("pidfile {}", dir.join(format!("{tag}.pid")).display()),
+        format!("driftfile {}", dir.join(format!("{tag}.drift")).display()),
+        format!("logfile {}", ntpd_log(dir, tag).display()),
+    ];
+    write_conf(&conf, &base, extra);
+    let conf_s = conf.to_string_lossy().into_owned();
+    host.spawn(
+        ntpd,
+        ["-n", "-c", conf_s.as_str()],
+        &dir.join(format!("{tag}.out")),
+    )
+}
+
+/// Path of the `logfile` [`start_ntpsec_ntpd`] configures.
+pub fn ntpd_log(dir: &Path, tag: &str) -> PathBuf {
+    dir.join(format!("{tag}.log"))
+}
