@@ -5,6 +5,9 @@
 //! the daemon (or the simulator) executes. See `docs/architecture.md` for the data flow.
 #![forbid(unsafe_code)]
 
-pub mod time;
+pub mod discipline;
+pub mod filter;
 pub mod report;
+pub mod select;
+pub mod time;
 pub mod wire;
