@@ -5,10 +5,9 @@
 //! the daemon (or the simulator) executes. See `docs/architecture.md` for the data flow.
 #![forbid(unsafe_code)]
 
-pub mod checks;
-pub mod client;
-pub mod entropy;
+pub mod discipline;
+pub mod filter;
 pub mod report;
-pub mod server;
+pub mod select;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,271 @@
+//! Source selection: RFC 5905 s.11.2.1 intersection (falseticker rejection), s.11.2.2
+//! clustering, and s.11.2.3 combining, the last by inverse offset variance.
+//!
+//! Units: seconds for offsets, distances and jitter; seconds^2 for variances.
+
+/// Distance weight of one stratum when ranking survivors (RFC 5905 MAXDIST), seconds.
+pub const MAXDIST: f64 = 1.0;
+
+/// One source offered to selection.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// Caller's identifier (e.g. association index), echoed in the result.
+    pub id: usize,
+    /// Offset, seconds (server - local).
+    pub offset: f64,
+    /// Root distance (root delay / 2 + root dispersion + peer delay / 2 + peer dispersion
+    /// + jitter), the half-width of the correctness interval, seconds.
+    pub root_distance: f64,
+    /// Peer jitter, seconds.
+    pub jitter: f64,
+    pub stratum: u8,
+    /// Configured `prefer`: becomes system peer whenever it survives.
+    pub prefer: bool,
+    /// Variance of `offset`, seconds^2 (from the filter); 0 or non-finite = unknown.
+    pub offset_variance: f64,
+}
+
+/// Outcome of a selection round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    /// Id of the system peer (the best survivor, or the preferred one).
+    pub system_peer: usize,
+    /// Ids that survived clustering, best first; they make up the combined offset.
+    pub survivors: Vec<usize>,
+    /// Ids whose correctness interval meets the majority interval (truechimers).
+    pub truechimers: Vec<usize>,
+    /// Combined offset, seconds.
+    pub offset: f64,
+    /// System jitter: the system peer's jitter combined with the survivors' spread, seconds.
+    pub jitter: f64,
+    /// Variance of the combined offset, seconds^2.
+    pub offset_variance: f64,
+}
+
+fn sane(c: &Candidate) -> bool {
+    c.offset.is_finite() && c.root_distance.is_finite() && c.root_distance >= 0.0
+}
+
+/// The majority (intersection) interval of RFC 5905 s.11.2.1: the smallest interval that
+/// contains points of at least `n - f` correctness intervals with at most `f` midpoints
+/// outside, for the least `f < n/2`. `None` when no majority agrees.
+fn intersection(cands: &[&Candidate]) -> Option<(f64, f64)> {
+    let n = cands.len();
+    // (value, kind): kind -1 = lower end, 0 = midpoint, +1 = upper end.
+    let mut ends: Vec<(f64, i32)> = Vec::with_capacity(3 * n);
+    for c in cands {
+        ends.push((c.offset - c.root_distance, -1));
+        ends.push((c.offset, 0));
+        ends.push((c.offset + c.root_distance, 1));
+    }
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut allow = 0;
+    while 2 * allow < n {
+        let need = (n - allow) as i32;
+        let (mut found, mut chime) = (0, 0);
+        let mut low = f64::INFINITY;
+        for &(v, kind) in &ends {
+            chime -= kind;
+            if chime >= need {
+                low = v;
+                break;
+            }
+            if kind == 0 {
+                found += 1;
+            }
+        }
+        chime = 0;
+        let mut high = f64::NEG_INFINITY;
+        for &(v, kind) in ends.iter().rev() {
+            chime += kind;
+            if chime >= need {
+                high = v;
+                break;
+            }
+            if kind == 0 {
+                found += 1;
+            }
+        }
+        if found <= allow && low <= high {
+            return Some((low, high));
+        }
+        allow += 1;
+    }
+    None
+}
+
+/// Selection jitter of survivor `i` against the others (RFC 5905 s.11.2.2), seconds.
+fn selection_jitter(offsets: &[f64], i: usize) -> f64 {
+    let n = offsets.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let sum: f64 = offsets.iter().map(|o| (o - offsets[i]).powi(2)).sum();
+    (sum / (n - 1) as f64).sqrt()
+}
+
+/// Runs intersection, clustering (down to `min_survivors`, at least 1) and combining.
+/// Candidates with non-finite values are ignored. `None` if no majority agrees.
+pub fn select(candidates: &[Candidate], min_survivors: usize) -> Option<Selection> {
+    let cands: Vec<&Candidate> = candidates.iter().filter(|c| sane(c)).collect();
+    if cands.is_empty() {
+        return None;
+    }
+    let (low, high) = intersection(&cands)?;
+    let mut truechimers: Vec<&Candidate> = cands
+        .iter()
+        .copied()
+        .filter(|c| c.offset + c.root_distance >= low && c.offset - c.root_distance <= high)
+        .collect();
+    if truechimers.is_empty() {
+        return None;
+    }
+    let merit = |c: &Candidate| f64::from(c.stratum) * MAXDIST + c.root_distance;
+    truechimers.sort_by(|a, b| merit(a).total_cmp(&merit(b)).then(a.id.cmp(&b.id)));
+    let truechimer_ids = truechimers.iter().map(|c| c.id).collect();
+
+    // Clustering: drop the survivor farthest from the rest while that spread exceeds the
+    // smallest peer jitter and more than `min_survivors` remain.
+    let mut survivors = truechimers;
+    let min_survivors = min_survivors.max(1);
+    while survivors.len() > min_survivors {
+        let offsets: Vec<f64> = survivors.iter().map(|c| c.offset).collect();
+        let (worst, max_sel) = (0..survivors.len())
+            .map(|i| (i, selection_jitter(&offsets, i)))
+            .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+        let min_peer = survivors
+            .iter()
+            .map(|c| c.jitter)
+            .fold(f64::INFINITY, f64::min);
+        if max_sel <= min_peer {
+            break;
+        }
+        survivors.remove(worst);
+    }
+
+    let system = survivors
+        .iter()
+        .find(|c| c.prefer)
+        .copied()
+        .unwrap_or(survivors[0]);
+
+    // Combining: inverse-variance weights when every survivor has a usable variance, else
+    // the RFC's inverse root distance.
+    let use_var = survivors
+        .iter()
+        .all(|c| c.offset_variance.is_finite() && c.offset_variance > 0.0);
+    let weight = |c: &Candidate| {
+        if use_var {
+            1.0 / c.offset_variance
+        } else {
+            1.0 / c.root_distance.max(1e-9)
+        }
+    };
+    let wsum: f64 = survivors.iter().map(|c| weight(c)).sum();
+    let offset = survivors.iter().map(|c| weight(c) * c.offset).sum::<f64>() / wsum;
+    let spread = survivors
+        .iter()
+        .map(|c| weight(c) * (c.offset - system.offset).powi(2))
+        .sum::<f64>()
+        / wsum;
+    let jitter = (spread + system.jitter.powi(2)).sqrt();
+    let offset_variance = if use_var {
+        1.0 / wsum
+    } else {
+        system.offset_variance.max(0.0)
+    };
+    let finite = |x: f64, d: f64| if x.is_finite() { x } else { d };
+    Some(Selection {
+        system_peer: system.id,
+        survivors: survivors.iter().map(|c| c.id).collect(),
+        truechimers: truechimer_ids,
+        offset: finite(offset, system.offset),
+        jitter: finite(jitter, system.jitter),
+        offset_variance: finite(offset_variance, 0.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: usize, offset: f64, dist: f64) -> Candidate {
+        Candidate {
+            id,
+            offset,
+            root_distance: dist,
+            jitter: 1e-4,
+            stratum: 2,
+            prefer: false,
+            offset_variance: 1e-8,
+        }
+    }
+
+    #[test]
+    fn three_good_one_bad_excludes_the_bad() {
+        let cands = [
+            c(0, 0.001, 0.010),
+            c(1, -0.002, 0.010),
+            c(7, 0.200, 0.010),
+            c(3, 0.000, 0.010),
+        ];
+        let sel = select(&cands, 3).unwrap();
+        assert!(!sel.truechimers.contains(&7));
+        assert!(!sel.survivors.contains(&7));
+        assert_eq!(sel.truechimers.len(), 3);
+        assert!(sel.offset.abs() < 0.002);
+    }
+
+    #[test]
+    fn two_against_two_has_no_majority() {
+        let cands = [
+            c(0, 0.0, 0.01),
+            c(1, 0.001, 0.01),
+            c(2, 0.5, 0.01),
+            c(3, 0.501, 0.01),
+        ];
+        assert!(select(&cands, 1).is_none());
+    }
+
+    #[test]
+    fn single_candidate_and_empty() {
+        let sel = select(&[c(5, 0.3, 0.1)], 3).unwrap();
+        assert_eq!(sel.system_peer, 5);
+        assert_eq!(sel.offset, 0.3);
+        assert!(select(&[], 1).is_none());
+        let mut bad = c(1, f64::NAN, 0.1);
+        assert!(select(&[bad], 1).is_none());
+        bad.offset = 0.0;
+        bad.root_distance = f64::INFINITY;
+        assert!(select(&[bad], 1).is_none());
+    }
+
+    #[test]
+    fn inverse_variance_combining_and_prefer() {
+        let mut a = c(0, 0.0, 0.01);
+        let mut b = c(1, 0.003, 0.01);
+        a.offset_variance = 1e-8;
+        b.offset_variance = 3e-8;
+        b.prefer = true;
+        let sel = select(&[a, b], 2).unwrap();
+        // Weights 3:1 -> 0.75 ms.
+        assert!((sel.offset - 0.00075).abs() < 1e-9);
+        assert!((sel.offset_variance - 0.75e-8).abs() < 1e-15);
+        assert_eq!(sel.system_peer, 1);
+    }
+
+    #[test]
+    fn clustering_drops_the_outlying_truechimer() {
+        // All intervals overlap, but one offset sits far from a tight group.
+        let cands = [
+            c(0, 0.0000, 0.05),
+            c(1, 0.0001, 0.05),
+            c(2, -0.0001, 0.05),
+            c(3, 0.0400, 0.05),
+        ];
+        let sel = select(&cands, 3).unwrap();
+        assert_eq!(sel.truechimers.len(), 4);
+        assert_eq!(sel.survivors.len(), 3);
+        assert!(!sel.survivors.contains(&3));
+    }
+}
