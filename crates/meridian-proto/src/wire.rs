@@ -346,7 +346,7 @@ impl<'a> Packet<'a> {
 /// walked until what is left is a MAC (4, 20 or 24 bytes) or nothing; with no MAC, the last
 /// field must be at least 28 bytes. Work is bounded by the datagram length.
 pub fn parse(data: &[u8]) -> Result<Packet<'_>, WireError> {
-    if data.len() < HEADER_LEN || data.len() % 4 != 0 {
+    if data.len() < HEADER_LEN || !data.len().is_multiple_of(4) {
         return Err(WireError::BadLength);
     }
     let header_bytes: &[u8; HEADER_LEN] = data[..HEADER_LEN].try_into().expect("length checked");
@@ -388,7 +388,7 @@ fn walk_extensions(tail: &[u8]) -> Result<usize, WireError> {
             return Err(WireError::BadExtension);
         }
         let len = u16::from_be_bytes([tail[pos + 2], tail[pos + 3]]) as usize;
-        if len < MIN_EXTENSION_LEN || len % 4 != 0 || len > rest {
+        if len < MIN_EXTENSION_LEN || !len.is_multiple_of(4) || len > rest {
             return Err(WireError::BadExtension);
         }
         pos += len;
