@@ -1,0 +1,511 @@
+//! The system process of one NTP instance: its client associations with their filters, the
+//! selection of the system peer, the clock discipline, and the system variables that the
+//! server path advertises (RFC 5905 sections 11-12).
+//!
+//! A packet's way through it: [`System::handle_reply`] gets a reply for one source ->
+//! the association's packet tests -> a measurement -> that source's [`ClockFilter`] ->
+//! selection over all sources -> the [`Discipline`] -> a [`ClockAdjustment`] that the owner
+//! executes on its clock. Steps are also applied here to every stored timestamp, so the
+//! owner only has to execute them once.
+
+use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, PHI};
+use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
+use crate::entropy::Entropy;
+use crate::filter::{ClockFilter, PeerEstimate, Sample};
+use crate::select::{select, Candidate};
+use crate::server::ServerState;
+use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
+use crate::wire::{Header, Leap, ReferenceId, HEADER_LEN};
+use core::time::Duration;
+
+/// Sources whose root distance exceeds this are not selectable (RFC 5905 MAXDIST), seconds.
+pub const MAX_DISTANCE: f64 = 1.5;
+/// Interval at which a local reference advances its reference time, seconds.
+const LOCAL_UPDATE: f64 = 16.0;
+/// Poll-adaptation counter limit (RFC 5905 LIMIT).
+const POLL_LIMIT: i32 = 30;
+/// Offsets within this many jitters count as "quiet" for poll adaptation (RFC 5905 PGATE).
+const POLL_GATE: f64 = 4.0;
+
+/// The local clock as a reference (Comware `refclock-master`): when nothing better is
+/// available, the system claims `stratum` and serves its own clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalReference {
+    /// 1..=15.
+    pub stratum: u8,
+    /// The 127.127.1.u pseudo address, shown as the reference ID when stratum > 1.
+    pub address: std::net::Ipv4Addr,
+}
+
+impl LocalReference {
+    /// Reference ID per the guide: "LOCL" at stratum 1, else the local clock's address.
+    pub fn reference_id(&self) -> ReferenceId {
+        if self.stratum <= 1 {
+            ReferenceId::LOCL
+        } else {
+            ReferenceId::from_ipv4(self.address)
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SystemConfig {
+    /// log2 seconds of the local clock's precision.
+    pub precision: i8,
+    pub local_reference: Option<LocalReference>,
+    pub discipline: DisciplineConfig,
+    /// Initial frequency from the drift file, ppm.
+    pub initial_frequency_ppm: f64,
+    /// Fewest survivors of selection needed to synchronize.
+    pub min_survivors: usize,
+}
+
+/// Identifies a source within one [`System`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub usize);
+
+/// The role a source played in the last selection, for the `[12345]` flags.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceFlags {
+    /// The system peer (flag 1, "master").
+    pub system_peer: bool,
+    /// Survived intersection and clustering (flag 3).
+    pub selected: bool,
+    /// Was offered to selection (flag 4).
+    pub candidate: bool,
+}
+
+/// One configured server.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub association: ClientAssociation,
+    pub filter: ClockFilter,
+    /// Reference ID that identifies this server to our own clients (its address).
+    pub refid: ReferenceId,
+    /// Whether this source is preferred (Comware `priority`).
+    pub prefer: bool,
+    pub estimate: Option<PeerEstimate>,
+    pub flags: SourceFlags,
+    last_measurement: Option<Measurement>,
+}
+
+impl Source {
+    pub fn last_measurement(&self) -> Option<&Measurement> {
+        self.last_measurement.as_ref()
+    }
+
+    /// Root distance of this source as we see it: its root distance plus our path to it.
+    pub fn root_distance(&self, now: Mono) -> Option<f64> {
+        let est = self.filter.estimate(now)?;
+        let peer = self.association.peer()?;
+        Some(
+            (est.delay + peer.root_delay.to_seconds()) / 2.0
+                + peer.root_dispersion.to_seconds()
+                + est.dispersion
+                + est.jitter,
+        )
+    }
+}
+
+/// What the system is synchronized to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SyncSource {
+    None,
+    Local,
+    Peer(SourceId),
+}
+
+/// The system variables (RFC 5905 section 11.1 "System Process Variables").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SystemVars {
+    pub leap: Leap,
+    pub stratum: u8,
+    pub reference_id: ReferenceId,
+    /// Local time of the last update.
+    pub reference_ts: NtpTimestamp,
+    pub root_delay: f64,
+    pub root_dispersion: f64,
+    /// Offset of the last update, seconds (server - local).
+    pub offset: f64,
+    pub jitter: f64,
+    /// Dispersion of the system peer (Comware "Peer dispersion").
+    pub peer_dispersion: f64,
+    pub sync: SyncSource,
+    /// Monotonic time of the last update.
+    pub last_update: Option<Mono>,
+    pub poll: PollInterval,
+}
+
+#[derive(Clone, Debug)]
+pub struct System {
+    config: SystemConfig,
+    sources: Vec<Source>,
+    discipline: Discipline,
+    vars: SystemVars,
+    poll_counter: i32,
+}
+
+impl System {
+    pub fn new(config: SystemConfig) -> Self {
+        let discipline = Discipline::new(config.discipline, config.initial_frequency_ppm);
+        let vars = SystemVars {
+            leap: Leap::Unsynchronized,
+            stratum: 16,
+            reference_id: ReferenceId::INIT,
+            reference_ts: NtpTimestamp::ZERO,
+            root_delay: 0.0,
+            root_dispersion: 0.0,
+            offset: 0.0,
+            jitter: 0.0,
+            peer_dispersion: 0.0,
+            sync: SyncSource::None,
+            last_update: None,
+            poll: PollInterval::DEFAULT_MIN,
+        };
+        Self {
+            config,
+            sources: Vec::new(),
+            discipline,
+            vars,
+            poll_counter: 0,
+        }
+    }
+
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+
+    /// Adds a client association to a server whose reference ID (to our clients) is `refid`.
+    pub fn add_client(
+        &mut self,
+        config: ClientConfig,
+        refid: ReferenceId,
+        prefer: bool,
+        now: Mono,
+        rng: &mut dyn Entropy,
+    ) -> SourceId {
+        let association = ClientAssociation::new(config, now, Duration::from_secs(1), rng);
+        self.sources.push(Source {
+            association,
+            filter: ClockFilter::new(),
+            refid,
+            prefer,
+            estimate: None,
+            flags: SourceFlags::default(),
+            last_measurement: None,
+        });
+        if self.vars.poll > config.minpoll || self.sources.len() == 1 {
+            self.vars.poll = config.minpoll;
+        }
+        SourceId(self.sources.len() - 1)
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = (SourceId, &Source)> {
+        self.sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SourceId(i), s))
+    }
+
+    pub fn source(&self, id: SourceId) -> Option<&Source> {
+        self.sources.get(id.0)
+    }
+
+    pub fn vars(&self) -> &SystemVars {
+        &self.vars
+    }
+
+    pub fn discipline(&self) -> &Discipline {
+        &self.discipline
+    }
+
+    /// True when synchronized to a server or to the local reference.
+    pub fn synchronized(&self) -> bool {
+        self.vars.sync != SyncSource::None
+    }
+
+    /// Earliest time any association wants to send.
+    pub fn poll_timeout(&self) -> Option<Mono> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.association.poll_timeout())
+            .min()
+    }
+
+    /// Requests due at `now`, each for the source's own socket. Also refreshes the local
+    /// reference when it is the sync source.
+    pub fn handle_timeout(
+        &mut self,
+        now: Mono,
+        local_now: NtpTimestamp,
+        rng: &mut dyn Entropy,
+    ) -> Vec<(SourceId, [u8; HEADER_LEN])> {
+        let mut out = Vec::new();
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            if let Some(bytes) = s.association.handle_timeout(now, local_now, rng) {
+                out.push((SourceId(i), bytes));
+            }
+        }
+        out
+    }
+
+    /// Periodic upkeep, called on every timeout: the system peer going unreachable ends
+    /// the synchronization, and the local reference takes over when nothing better is
+    /// selectable. Returns true if the sync source changed.
+    pub fn housekeeping(&mut self, now: Mono, local_now: NtpTimestamp) -> bool {
+        let before = self.vars.sync;
+        if let SyncSource::Peer(id) = self.vars.sync {
+            if self.sources[id.0].association.reach() == 0 {
+                self.sources[id.0].flags = SourceFlags::default();
+                self.vars.leap = Leap::Unsynchronized;
+                self.vars.stratum = 16;
+                self.vars.reference_id = ReferenceId::INIT;
+                self.vars.sync = SyncSource::None;
+                self.vars.last_update = None;
+            }
+        }
+        self.use_local_reference_if_better(now, local_now);
+        before != self.vars.sync
+    }
+
+    fn use_local_reference_if_better(&mut self, now: Mono, local_now: NtpTimestamp) {
+        let Some(local) = self.config.local_reference else {
+            return;
+        };
+        if self.vars.sync == SyncSource::Local {
+            return;
+        }
+        let network_stratum = match self.vars.sync {
+            SyncSource::Peer(_) => self.vars.stratum,
+            _ => 16,
+        };
+        if local.stratum >= network_stratum {
+            return;
+        }
+        self.vars = SystemVars {
+            leap: Leap::None,
+            stratum: local.stratum,
+            reference_id: local.reference_id(),
+            reference_ts: local_now,
+            root_delay: 0.0,
+            root_dispersion: NtpDuration::from_exponent(self.config.precision).to_seconds(),
+            offset: 0.0,
+            jitter: 0.0,
+            peer_dispersion: 0.0,
+            sync: SyncSource::Local,
+            last_update: Some(now),
+            poll: self.vars.poll,
+        };
+    }
+
+    /// A reply arrived for source `id` at monotonic `now`, local receive time `local_rx`.
+    /// Returns the clock adjustment to execute, if any; steps are already applied to the
+    /// stored state.
+    pub fn handle_reply(
+        &mut self,
+        id: SourceId,
+        now: Mono,
+        local_rx: NtpTimestamp,
+        header: &Header,
+    ) -> Result<ClockAdjustment, &'static str> {
+        let precision = self.config.precision;
+        let source = self.sources.get_mut(id.0).ok_or("unknown source")?;
+        let reply = source
+            .association
+            .handle_packet(now, local_rx, header, precision)
+            .map_err(|c| c.first_failure().unwrap_or("rejected"))?;
+        let Reply::Sample(m) = reply else {
+            return Ok(ClockAdjustment::None);
+        };
+        source.last_measurement = Some(m);
+        let sample = Sample {
+            offset: m.offset,
+            delay: m.delay,
+            dispersion: m.dispersion,
+            time: m.time,
+        };
+        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
+        if let Some(est) = source.filter.add(sample, precision_s) {
+            source.estimate = Some(est);
+            return Ok(self.clock_update(now, local_rx));
+        }
+        Ok(ClockAdjustment::None)
+    }
+
+    /// Selection, clustering, combining and the discipline (RFC 5905 clock_select/update).
+    fn clock_update(&mut self, now: Mono, local_now: NtpTimestamp) -> ClockAdjustment {
+        let mut candidates = Vec::new();
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            s.flags = SourceFlags::default();
+            let (Some(est), Some(peer), Some(dist)) = (
+                s.filter.estimate(now),
+                s.association.peer().copied(),
+                s.root_distance(now),
+            ) else {
+                continue;
+            };
+            if s.association.reach() == 0
+                || peer.stratum == 0
+                || peer.stratum >= 16
+                || dist >= MAX_DISTANCE
+            {
+                continue;
+            }
+            s.flags.candidate = true;
+            candidates.push(Candidate {
+                id: i,
+                offset: est.offset,
+                root_distance: dist,
+                jitter: est.jitter,
+                stratum: peer.stratum,
+                prefer: s.prefer,
+                offset_variance: est.offset_variance,
+            });
+        }
+        let Some(selection) = select(&candidates, self.config.min_survivors.max(1)) else {
+            return ClockAdjustment::None;
+        };
+        for &i in &selection.survivors {
+            self.sources[i].flags.selected = true;
+        }
+        let peer_id = selection.system_peer;
+        self.sources[peer_id].flags.system_peer = true;
+        let peer_stratum = self.sources[peer_id]
+            .association
+            .peer()
+            .map_or(16, |p| p.stratum);
+        // The local reference wins when it gives a lower stratum than the network.
+        if let Some(local) = self.config.local_reference {
+            if local.stratum <= peer_stratum {
+                self.sources[peer_id].flags.system_peer = false;
+                self.vars.sync = SyncSource::None;
+                self.use_local_reference_if_better(now, local_now);
+                return ClockAdjustment::None;
+            }
+        }
+
+        // Only a sample newer than the last update moves the clock.
+        let peer_est = self.sources[peer_id]
+            .filter
+            .estimate(now)
+            .expect("candidate has an estimate");
+        if self.vars.sync == SyncSource::Peer(SourceId(peer_id))
+            && self.vars.last_update.is_some_and(|t| peer_est.time <= t)
+        {
+            return ClockAdjustment::None;
+        }
+        let adjustment = self.discipline.update(
+            now,
+            selection.offset,
+            selection.offset_variance,
+            self.vars.poll,
+        );
+        if let ClockAdjustment::Panic { .. } = adjustment {
+            return adjustment;
+        }
+        let peer = *self.sources[peer_id]
+            .association
+            .peer()
+            .expect("candidate has a peer");
+        self.vars = SystemVars {
+            leap: peer.leap,
+            stratum: peer.stratum.saturating_add(1).min(16),
+            reference_id: self.sources[peer_id].refid,
+            reference_ts: local_now,
+            root_delay: peer.root_delay.to_seconds() + peer_est.delay,
+            root_dispersion: peer.root_dispersion.to_seconds()
+                + peer_est.dispersion
+                + selection.jitter.max(peer_est.jitter)
+                + selection.offset.abs(),
+            offset: selection.offset,
+            jitter: selection.jitter,
+            peer_dispersion: peer_est.dispersion,
+            sync: SyncSource::Peer(SourceId(peer_id)),
+            last_update: Some(now),
+            poll: self.vars.poll,
+        };
+        self.adapt_poll(selection.offset, selection.jitter.max(peer_est.jitter));
+        if let ClockAdjustment::Step { offset, .. } = adjustment {
+            self.apply_step(offset);
+        }
+        adjustment
+    }
+
+    /// RFC 5905 section 12 poll adaptation: lengthen the poll while offsets stay within a few
+    /// jitters, shorten it when they do not.
+    fn adapt_poll(&mut self, offset: f64, jitter: f64) {
+        let exp = self.vars.poll.log2().max(1) as i32;
+        if offset.abs() < POLL_GATE * jitter.max(1e-6) {
+            self.poll_counter += exp;
+            if self.poll_counter > POLL_LIMIT {
+                self.poll_counter = 0;
+                self.vars.poll = self.vars.poll.inc(PollInterval::MAX);
+            }
+        } else {
+            self.poll_counter -= 2 * exp;
+            if self.poll_counter < -POLL_LIMIT {
+                self.poll_counter = 0;
+                self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
+            }
+        }
+        let max = self
+            .sources
+            .iter()
+            .map(|s| s.association.config().maxpoll)
+            .max()
+            .unwrap_or(PollInterval::MAX);
+        let min = self
+            .sources
+            .iter()
+            .map(|s| s.association.config().minpoll)
+            .min()
+            .unwrap_or(PollInterval::MIN);
+        self.vars.poll = self.vars.poll.max(min).min(max);
+        for s in &mut self.sources {
+            s.association.set_system_poll(self.vars.poll);
+        }
+    }
+
+    /// The clock was stepped by `step` seconds: move every stored local timestamp with it.
+    fn apply_step(&mut self, step: f64) {
+        for s in &mut self.sources {
+            s.association.apply_step(step);
+            s.filter.apply_step(step);
+            s.estimate = None;
+        }
+        self.vars.offset -= step;
+        self.vars.reference_ts += NtpDuration::from_seconds(step);
+    }
+
+    /// What the server path advertises at `now`: root dispersion grows at PHI since the last
+    /// update; unsynchronized until the first update.
+    pub fn server_state(&self, now: Mono) -> ServerState {
+        let Some(last) = self.vars.last_update else {
+            return ServerState::unsynchronized(self.config.precision);
+        };
+        let age = now.saturating_since(last).as_secs_f64();
+        let reference_ts = if self.vars.sync == SyncSource::Local {
+            // A local reference is "updated" every LOCAL_UPDATE seconds (like ntpd's local
+            // clock driver polling it); the reference time must never pass the transmit time.
+            let whole = (age / LOCAL_UPDATE).floor() * LOCAL_UPDATE;
+            self.vars.reference_ts + NtpDuration::from_seconds(whole)
+        } else {
+            self.vars.reference_ts
+        };
+        let grown = if self.vars.sync == SyncSource::Local {
+            0.0
+        } else {
+            PHI * age
+        };
+        ServerState {
+            leap: self.vars.leap,
+            stratum: self.vars.stratum,
+            precision: self.config.precision,
+            poll: self.vars.poll.log2(),
+            root_delay: NtpDuration::from_seconds(self.vars.root_delay),
+            root_dispersion: NtpDuration::from_seconds(self.vars.root_dispersion + grown),
+            reference_id: self.vars.reference_id,
+            reference_ts,
+        }
+    }
+}
