@@ -1,0 +1,399 @@
+//! A deterministic, seeded simulator that drives Meridian's real protocol core (`System`,
+//! the client associations, the server path) over simulated clocks and links, thousands of
+//! simulated seconds per real second. Tests use it for pass limits on accuracy; later it
+//! becomes `meridianctl simulate`.
+//!
+//! Model: one true time axis. Every node has a [`SimClock`] (local minus true time) which its
+//! own discipline corrects. A packet from A to B leaves at A's true send time, takes the
+//! link's base delay plus a random jitter, and is stamped on arrival with B's clock. Each
+//! node's monotonic clock is true time (its drift does not matter for scheduling).
+#![forbid(unsafe_code)]
+
+pub mod clock;
+
+use clock::{gaussian, SimClock};
+use meridian_proto::client::ClientConfig;
+use meridian_proto::discipline::{ClockAdjustment, DisciplineConfig};
+use meridian_proto::entropy::{Entropy, SplitMix64};
+use meridian_proto::server;
+use meridian_proto::system::{LocalReference, SourceId, System, SystemConfig};
+use meridian_proto::time::{Mono, PollInterval};
+use meridian_proto::wire::{self, ReferenceId};
+use std::collections::BinaryHeap;
+
+/// One direction of a link: base delay plus a jitter drawn per packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// Fixed one-way delay, seconds.
+    pub delay: f64,
+    /// Scale of the random extra delay, seconds.
+    pub jitter: f64,
+    pub jitter_kind: Jitter,
+    /// Probability that a packet is lost.
+    pub loss: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jitter {
+    /// Exponential with mean `jitter` (queueing-like, one-sided).
+    Exponential,
+    /// |normal| with standard deviation `jitter`.
+    HalfNormal,
+}
+
+impl Link {
+    pub fn lan(delay: f64, jitter: f64) -> Self {
+        Self {
+            delay,
+            jitter,
+            jitter_kind: Jitter::Exponential,
+            loss: 0.0,
+        }
+    }
+
+    fn sample(&self, rng: &mut dyn Entropy) -> Option<f64> {
+        if self.loss > 0.0 && rng.next_f64() < self.loss {
+            return None;
+        }
+        let extra = match self.jitter_kind {
+            Jitter::Exponential => -self.jitter * (1.0 - rng.next_f64()).ln(),
+            Jitter::HalfNormal => self.jitter * gaussian(rng).abs(),
+        };
+        Some(self.delay + extra)
+    }
+}
+
+/// A node: a protocol core plus its simulated clock.
+pub struct Node {
+    pub system: System,
+    pub clock: SimClock,
+    /// Servers this node polls: (source id in its system, index of the server node).
+    pub upstream: Vec<(SourceId, usize)>,
+    pub steps: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum EventKind {
+    /// The node's timers are due.
+    Timer { node: usize },
+    /// A request from `client` (its source `source`) reaches `server`.
+    Request {
+        server: usize,
+        client: usize,
+        source: SourceId,
+        bytes: Vec<u8>,
+    },
+    /// A reply reaches `client`.
+    Reply {
+        client: usize,
+        source: SourceId,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Event {
+    time: f64,
+    seq: u64,
+    kind: EventKind,
+}
+
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    /// Earliest first in a max-heap; ties broken by insertion order for determinism.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .time
+            .total_cmp(&self.time)
+            .then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// A simulation of nodes and links.
+pub struct Simulation {
+    pub nodes: Vec<Node>,
+    /// links[a][b]: the link from node a to node b.
+    links: Vec<Vec<Link>>,
+    events: BinaryHeap<Event>,
+    seq: u64,
+    pub now: f64,
+    rng: SplitMix64,
+    /// Scheduled timer per node, to avoid duplicates.
+    timer_at: Vec<Option<f64>>,
+}
+
+/// Static description of a node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub initial_offset: f64,
+    pub frequency_ppm: f64,
+    pub wander_ppm: f64,
+    pub local_reference_stratum: Option<u8>,
+    pub precision: i8,
+    pub discipline: DisciplineConfig,
+}
+
+impl Default for NodeSpec {
+    fn default() -> Self {
+        Self {
+            initial_offset: 0.0,
+            frequency_ppm: 0.0,
+            wander_ppm: 0.0,
+            local_reference_stratum: None,
+            precision: -24,
+            discipline: DisciplineConfig::default(),
+        }
+    }
+}
+
+fn mono(t: f64) -> Mono {
+    Mono::from_seconds(t + 1.0)
+}
+
+impl Simulation {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            nodes: Vec::new(),
+            links: Vec::new(),
+            events: BinaryHeap::new(),
+            seq: 0,
+            now: 0.0,
+            rng: SplitMix64::new(seed),
+            timer_at: Vec::new(),
+        }
+    }
+
+    /// Adds a node; returns its index.
+    pub fn add_node(&mut self, spec: NodeSpec) -> usize {
+        let config = SystemConfig {
+            precision: spec.precision,
+            local_reference: spec.local_reference_stratum.map(|stratum| LocalReference {
+                stratum,
+                address: std::net::Ipv4Addr::new(127, 127, 1, 0),
+            }),
+            discipline: spec.discipline,
+            initial_frequency_ppm: 0.0,
+            min_survivors: 1,
+        };
+        let mut system = System::new(config);
+        system.housekeeping(mono(0.0), clock::true_timestamp(0.0));
+        self.nodes.push(Node {
+            system,
+            clock: SimClock::new(spec.initial_offset, spec.frequency_ppm, spec.wander_ppm),
+            upstream: Vec::new(),
+            steps: 0,
+        });
+        let n = self.nodes.len();
+        for row in &mut self.links {
+            row.push(Link::lan(0.0001, 0.0));
+        }
+        self.links.push(vec![Link::lan(0.0001, 0.0); n]);
+        self.timer_at.push(None);
+        n - 1
+    }
+
+    /// Sets the link in both directions.
+    pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
+        self.links[a][b] = link;
+        self.links[b][a] = link;
+    }
+
+    /// Makes `client` poll `server`.
+    pub fn add_server(&mut self, client: usize, server: usize, config: ClientConfig) {
+        let refid = ReferenceId([198, 18, 0, server as u8 + 1]);
+        let id = self.nodes[client].system.add_client(
+            config,
+            refid,
+            false,
+            mono(self.now),
+            &mut self.rng,
+        );
+        self.nodes[client].upstream.push((id, server));
+        self.schedule_timer(client);
+    }
+
+    fn push(&mut self, time: f64, kind: EventKind) {
+        self.seq += 1;
+        self.events.push(Event {
+            time,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    fn schedule_timer(&mut self, node: usize) {
+        let Some(deadline) = self.nodes[node].system.poll_timeout() else {
+            return;
+        };
+        // A few nanoseconds late, so the core never finds itself just short of its deadline.
+        let t = (deadline.as_seconds() - 1.0 + 4e-9).max(self.now);
+        if self.timer_at[node].is_some_and(|at| at <= t && at >= self.now) {
+            return;
+        }
+        self.timer_at[node] = Some(t);
+        self.push(t, EventKind::Timer { node });
+    }
+
+    /// True offset (local minus true time) of `node` now, seconds.
+    pub fn error(&mut self, node: usize) -> f64 {
+        let now = self.now;
+        self.nodes[node].clock.advance(now, &mut self.rng);
+        self.nodes[node].clock.error()
+    }
+
+    /// Runs until true time `until`, calling `observe(sim)` every `every` seconds.
+    pub fn run(&mut self, until: f64, every: f64, mut observe: impl FnMut(&mut Simulation)) {
+        let mut next_observe = self.now;
+        loop {
+            let next_event = self.events.peek().map_or(f64::INFINITY, |e| e.time);
+            if next_observe <= next_event && next_observe <= until {
+                self.now = next_observe;
+                observe(self);
+                next_observe += every;
+                continue;
+            }
+            if next_event > until {
+                self.now = until;
+                return;
+            }
+            let event = self.events.pop().expect("peeked");
+            self.now = event.time;
+            self.handle(event.kind);
+        }
+    }
+
+    fn handle(&mut self, kind: EventKind) {
+        let now = self.now;
+        match kind {
+            EventKind::Timer { node } => {
+                if self.timer_at[node] != Some(now) {
+                    return; // superseded
+                }
+                self.timer_at[node] = None;
+                let n = &mut self.nodes[node];
+                n.clock.advance(now, &mut self.rng);
+                let local = n.clock.read(now);
+                let sends = n.system.handle_timeout(mono(now), local, &mut self.rng);
+                n.system.housekeeping(mono(now), local);
+                for (source, bytes) in sends {
+                    let Some(&(_, server)) =
+                        self.nodes[node].upstream.iter().find(|(s, _)| *s == source)
+                    else {
+                        continue;
+                    };
+                    if let Some(d) = self.links[node][server].sample(&mut self.rng) {
+                        self.push(
+                            now + d,
+                            EventKind::Request {
+                                server,
+                                client: node,
+                                source,
+                                bytes: bytes.to_vec(),
+                            },
+                        );
+                    }
+                }
+                self.schedule_timer(node);
+            }
+            EventKind::Request {
+                server,
+                client,
+                source,
+                bytes,
+            } => {
+                let n = &mut self.nodes[server];
+                n.clock.advance(now, &mut self.rng);
+                let rx = n.clock.read(now);
+                let state = n.system.server_state(mono(now));
+                let mut out = [0u8; wire::HEADER_LEN];
+                let clock = n.clock.clone();
+                if let Ok(len) = server::respond(
+                    &bytes,
+                    rx,
+                    &state,
+                    &mut self.rng,
+                    || clock.read(now),
+                    &mut out,
+                ) {
+                    if let Some(d) = self.links[server][client].sample(&mut self.rng) {
+                        self.push(
+                            now + d,
+                            EventKind::Reply {
+                                client,
+                                source,
+                                bytes: out[..len].to_vec(),
+                            },
+                        );
+                    }
+                }
+            }
+            EventKind::Reply {
+                client,
+                source,
+                bytes,
+            } => {
+                let n = &mut self.nodes[client];
+                n.clock.advance(now, &mut self.rng);
+                let rx = n.clock.read(now);
+                let Ok(packet) = wire::parse(&bytes) else {
+                    return;
+                };
+                if let Ok(adj) = n.system.handle_reply(source, mono(now), rx, &packet.header) {
+                    match adj {
+                        ClockAdjustment::None | ClockAdjustment::Panic { .. } => {}
+                        ClockAdjustment::Frequency { frequency_ppm } => {
+                            n.clock.correction_ppm = frequency_ppm
+                        }
+                        ClockAdjustment::Step {
+                            offset,
+                            frequency_ppm,
+                        } => {
+                            n.clock.step(offset);
+                            n.clock.correction_ppm = frequency_ppm;
+                            n.steps += 1;
+                        }
+                    }
+                }
+                self.schedule_timer(client);
+            }
+        }
+    }
+}
+
+/// Statistics of a series of true offsets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OffsetStats {
+    pub rms: f64,
+    pub max_abs: f64,
+    pub count: usize,
+}
+
+impl OffsetStats {
+    pub fn of(samples: &[f64]) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        let rms = (samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64).sqrt();
+        let max_abs = samples.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        Self {
+            rms,
+            max_abs,
+            count: samples.len(),
+        }
+    }
+}
+
+/// A client configuration with the given poll range and iburst.
+pub fn client_config(minpoll: i8, maxpoll: i8, iburst: bool) -> ClientConfig {
+    ClientConfig {
+        version: 4,
+        minpoll: PollInterval::new(minpoll),
+        maxpoll: PollInterval::new(maxpoll),
+        iburst,
+    }
+}

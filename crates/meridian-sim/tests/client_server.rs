@@ -1,0 +1,117 @@
+//! Deterministic simulations of one client and one server through the real protocol core:
+//! time to synchronize and accuracy after convergence, with pass limits.
+
+use meridian_sim::{client_config, Link, NodeSpec, OffsetStats, Simulation};
+
+struct Outcome {
+    /// First true time after which the client's error stayed below 1 ms.
+    sync_time: Option<f64>,
+    after: OffsetStats,
+    steps: u32,
+    synchronized: bool,
+}
+
+struct Scenario {
+    seed: u64,
+    offset: f64,
+    ppm: f64,
+    link: Link,
+    minpoll: i8,
+    maxpoll: i8,
+    duration: f64,
+    settle: f64,
+}
+
+fn run(s: Scenario) -> Outcome {
+    let mut sim = Simulation::new(s.seed);
+    let server = sim.add_node(NodeSpec {
+        local_reference_stratum: Some(1),
+        ..Default::default()
+    });
+    let client = sim.add_node(NodeSpec {
+        initial_offset: s.offset,
+        frequency_ppm: s.ppm,
+        ..Default::default()
+    });
+    sim.set_link(client, server, s.link);
+    sim.add_server(client, server, client_config(s.minpoll, s.maxpoll, true));
+    let mut series = Vec::new();
+    sim.run(s.duration, 1.0, |sim| {
+        let e = sim.error(client);
+        series.push((sim.now, e));
+    });
+    let sync_time = match series.iter().rposition(|(_, e)| e.abs() >= 1e-3) {
+        None => Some(0.0),
+        Some(i) => series.get(i + 1).map(|(t, _)| *t),
+    };
+    let after: Vec<f64> = series
+        .iter()
+        .filter(|(t, _)| *t >= s.settle)
+        .map(|(_, e)| *e)
+        .collect();
+    Outcome {
+        sync_time,
+        after: OffsetStats::of(&after),
+        steps: sim.nodes[client].steps,
+        synchronized: sim.nodes[client].system.synchronized(),
+    }
+}
+
+#[test]
+fn two_seconds_off_fifty_ppm_hundred_microseconds_jitter() {
+    for seed in 1..=3 {
+        let o = run(Scenario {
+            seed,
+            offset: 2.0,
+            ppm: 50.0,
+            link: Link::lan(0.0005, 0.0001),
+            minpoll: 4,
+            maxpoll: 6,
+            duration: 4.0 * 3600.0,
+            settle: 3600.0,
+        });
+        eprintln!(
+            "seed {seed}: synchronized after {:?} s, then RMS {:.1} us, max {:.1} us, {} step(s)",
+            o.sync_time,
+            o.after.rms * 1e6,
+            o.after.max_abs * 1e6,
+            o.steps
+        );
+        assert!(o.synchronized);
+        assert_eq!(o.steps, 1, "one initial step of 2 s");
+        let t = o.sync_time.expect("converges");
+        assert!(t < 900.0, "within 1 ms after {t} s");
+        assert!(
+            o.after.max_abs < 100e-6,
+            "max offset {} after the first hour",
+            o.after.max_abs
+        );
+        assert!(
+            o.after.rms < 30e-6,
+            "RMS {} after the first hour",
+            o.after.rms
+        );
+    }
+}
+
+#[test]
+fn small_offset_is_slewed_not_stepped() {
+    let o = run(Scenario {
+        seed: 9,
+        offset: 0.05,
+        ppm: -20.0,
+        link: Link::lan(0.0005, 0.0001),
+        minpoll: 4,
+        maxpoll: 6,
+        duration: 2.0 * 3600.0,
+        settle: 3600.0,
+    });
+    eprintln!(
+        "slew: sync {:?}, RMS {:.1} us, max {:.1} us",
+        o.sync_time,
+        o.after.rms * 1e6,
+        o.after.max_abs * 1e6
+    );
+    assert_eq!(o.steps, 0, "50 ms is below the step threshold");
+    assert!(o.after.max_abs < 100e-6, "max {}", o.after.max_abs);
+}
