@@ -361,6 +361,7 @@ fn read_association(
         minpoll: DEFAULT_MINPOLL,
         maxpoll: DEFAULT_MAXPOLL,
         iburst: false,
+        port: 123,
     };
     let address = t.str(d, "address");
     a.vpn_instance = vpn_ref(&mut t, d, sites);
@@ -411,6 +412,9 @@ fn read_association(
         );
     }
     a.iburst = t.bool(d, "iburst").unwrap_or(false);
+    if let Some((v, _)) = t.int(d, "port", 1, 65535) {
+        a.port = v as u16;
+    }
     t.finish(d);
     a
 }

@@ -161,6 +161,8 @@ pub struct AssociationConfig {
     pub maxpoll: i8,
     /// Send a burst of packets at start for quick first synchronisation.
     pub iburst: bool,
+    /// UDP port of the server or peer (default 123; tests and unprivileged setups use others).
+    pub port: u16,
 }
 
 /// One `[[interface]]` (the Comware interface view).

@@ -1,0 +1,13 @@
+//! The Meridian NTP daemon as a library: the binary `meridiand` is a thin command line over
+//! [`runtime::Runtime`]; integration tests and tools reuse the modules directly.
+
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod drift;
+pub mod entropy;
+pub mod instance;
+pub mod log;
+pub mod runtime;
+pub mod snapshot;
+pub mod udp;

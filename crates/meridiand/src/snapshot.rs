@@ -1,0 +1,264 @@
+//! Read-only snapshots of an instance for the control socket: the system variables as a
+//! `StatusReport` and every association as a `SessionReport` (field names per interface.md).
+
+use crate::clock::Clock;
+use crate::instance::Instance;
+use meridian_proto::report::{SessionDetail, SessionReport, StatusReport};
+use meridian_proto::system::{LocalReference, SyncSource};
+use meridian_proto::time::{Mono, NtpTimestamp};
+use meridian_proto::wire::ReferenceId;
+
+/// Formats an NTP timestamp as RFC 3339 UTC, resolving the era near the local clock.
+pub fn rfc3339(ts: NtpTimestamp, clock_now: NtpTimestamp) -> String {
+    if ts.is_zero() {
+        return "1900-01-01T00:00:00Z".to_owned();
+    }
+    let pivot = clock_now.to_unix_near(crate::clock::host_realtime().0).0;
+    let (secs, nanos) = ts.to_unix_near(pivot);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        nanos / 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+fn refid_text(refid: ReferenceId, stratum: u8) -> String {
+    if refid == ReferenceId::INIT || refid == ReferenceId::NONE {
+        return "INIT".to_owned();
+    }
+    refid.display(stratum)
+}
+
+pub fn status(instance: &Instance, clock: &dyn Clock, now: Mono) -> StatusReport {
+    let system = &instance.system;
+    let vars = system.vars();
+    let synchronized = system.synchronized();
+    let server = system.server_state(now);
+    let system_peer = match vars.sync {
+        SyncSource::Peer(id) => instance
+            .clients()
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.remote.ip().to_string()),
+        SyncSource::Local => system
+            .config()
+            .local_reference
+            .map(|l| l.address.to_string()),
+        SyncSource::None => None,
+    };
+    let reference_id = if synchronized {
+        match vars.sync {
+            SyncSource::Peer(id) => instance
+                .clients()
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.remote.ip().to_string())
+                .unwrap_or_else(|| vars.reference_id.display(2)),
+            _ => vars.reference_id.display(vars.stratum),
+        }
+    } else {
+        "none".to_owned()
+    };
+    StatusReport {
+        synchronized,
+        stratum: vars.stratum,
+        reference_id,
+        system_peer,
+        vpn_instance: instance.name.clone(),
+        offset_ms: vars.offset * 1e3,
+        root_delay_ms: vars.root_delay * 1e3,
+        root_dispersion_ms: server.root_dispersion.to_seconds() * 1e3,
+        peer_dispersion_ms: vars.peer_dispersion * 1e3,
+        frequency_ppm: clock.frequency_ppm(),
+        precision_log2: system.config().precision,
+        leap: vars.leap.as_str().to_owned(),
+        reference_time: rfc3339(server.reference_ts, clock.now()),
+        reference_time_ntp: server.reference_ts.to_string(),
+        poll_log2: vars.poll.log2(),
+        clock_driver: clock.name().to_owned(),
+    }
+}
+
+pub fn sessions(instance: &Instance, now: Mono) -> Vec<SessionReport> {
+    let system = &instance.system;
+    let mut out = Vec::new();
+    if let Some(local) = system.config().local_reference {
+        out.push(local_session(
+            local,
+            system.vars().sync == SyncSource::Local,
+            system.config().precision,
+        ));
+    }
+    for client in instance.clients() {
+        let Some(source) = system.source(client.id) else {
+            continue;
+        };
+        let assoc = &source.association;
+        let peer = assoc.peer();
+        let stratum = peer.map_or(16, |p| p.stratum);
+        let est = source.filter.estimate(now);
+        let mut flags = Vec::new();
+        if source.flags.system_peer {
+            flags.push("master");
+        }
+        if stratum <= 15 && stratum > 0 {
+            flags.push("peer");
+        }
+        if source.flags.selected {
+            flags.push("selected");
+        }
+        if source.flags.candidate {
+            flags.push("candidate");
+        }
+        flags.push("configured");
+        let mut status = vec!["configured"];
+        status.extend(
+            flags
+                .iter()
+                .filter(|f| matches!(**f, "master" | "selected" | "candidate")),
+        );
+        let stats = assoc.stats();
+        status.push(
+            if stats.last_rejection.is_some_and(|r| r == "authentication") {
+                "insane"
+            } else {
+                "sane"
+            },
+        );
+        status.push(if assoc.reach() != 0 {
+            "valid"
+        } else {
+            "invalid"
+        });
+        if stratum >= 16 {
+            status.push("unsynced");
+        }
+        let times = assoc.times();
+        let samples: Vec<_> = source.filter.samples().take(8).collect();
+        out.push(SessionReport {
+            source: client.remote.ip().to_string(),
+            vpn_instance: instance.name.clone(),
+            local_mode: "client".to_owned(),
+            peer_mode: peer.map_or("unspec", |p| p.mode.as_str()).to_owned(),
+            configured: true,
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            stratum,
+            reference_id: peer.map_or_else(
+                || "INIT".to_owned(),
+                |p| refid_text(p.reference_id, p.stratum),
+            ),
+            reach: assoc.reach(),
+            poll_s: assoc.poll().as_seconds() as u64,
+            last_receive_s: assoc
+                .last_receive()
+                .map(|t| now.saturating_since(t).as_secs()),
+            offset_ms: est.map_or(0.0, |e| e.offset * 1e3),
+            delay_ms: est.map_or(0.0, |e| e.delay * 1e3),
+            dispersion_ms: est.map_or(16_000.0, |e| e.dispersion * 1e3),
+            auth: "none".to_owned(),
+            verbose: SessionDetail {
+                local_poll_log2: assoc.poll().log2(),
+                peer_poll_log2: peer.map_or(0, |p| p.poll),
+                root_delay_ms: peer.map_or(0.0, |p| p.root_delay.to_seconds() * 1e3),
+                root_dispersion_ms: peer.map_or(0.0, |p| p.root_dispersion.to_seconds() * 1e3),
+                sync_distance_s: source.root_distance(now).unwrap_or(16.0),
+                precision_log2: peer.map_or(0, |p| p.precision),
+                version: assoc.config().version,
+                source_interface: None,
+                status: status.iter().map(|s| s.to_string()).collect(),
+                reftime: peer
+                    .map_or(NtpTimestamp::ZERO, |p| p.reference_ts)
+                    .to_string(),
+                orgtime: times.origin.to_string(),
+                rcvtime: times.receive.to_string(),
+                xmttime: times.transmit.to_string(),
+                filter_delay_ms: samples.iter().map(|s| s.delay * 1e3).collect(),
+                filter_offset_ms: samples.iter().map(|s| s.offset * 1e3).collect(),
+                filter_dispersion_ms: samples.iter().map(|s| s.dispersion * 1e3).collect(),
+                packets_sent: stats.sent,
+                packets_received: stats.received,
+                packets_rejected: stats.rejected,
+                last_rejection: stats.last_rejection.map(str::to_owned),
+            },
+        });
+    }
+    out
+}
+
+/// The local clock as a session (Comware lists it as 127.127.1.u with reference LOCL).
+fn local_session(local: LocalReference, in_use: bool, precision: i8) -> SessionReport {
+    let mut flags = vec!["peer", "candidate", "configured"];
+    if in_use {
+        flags.splice(0..0, ["master"]);
+        flags.insert(2, "selected");
+    }
+    let stratum = local.stratum.saturating_sub(1);
+    SessionReport {
+        source: local.address.to_string(),
+        vpn_instance: None,
+        local_mode: "client".to_owned(),
+        peer_mode: "server".to_owned(),
+        configured: true,
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+        stratum,
+        reference_id: "LOCL".to_owned(),
+        reach: 255,
+        poll_s: 64,
+        last_receive_s: Some(0),
+        offset_ms: 0.0,
+        delay_ms: 0.0,
+        dispersion_ms: 0.0,
+        auth: "none".to_owned(),
+        verbose: SessionDetail {
+            local_poll_log2: 6,
+            peer_poll_log2: 6,
+            precision_log2: precision,
+            version: 4,
+            status: [
+                "configured",
+                if in_use { "master" } else { "candidate" },
+                "sane",
+                "valid",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            reftime: NtpTimestamp::ZERO.to_string(),
+            orgtime: NtpTimestamp::ZERO.to_string(),
+            rcvtime: NtpTimestamp::ZERO.to_string(),
+            xmttime: NtpTimestamp::ZERO.to_string(),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        // 2036-02-07, the NTP era rollover.
+        assert_eq!(civil_from_days(2_085_978_496 / 86_400), (2036, 2, 7));
+    }
+}
