@@ -20,11 +20,16 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod meridian;
 pub mod netns;
 pub mod procs;
 pub mod reference;
 pub mod tools;
 
+pub use meridian::{
+    control, local_server_config, meridianctl_bin, meridiand_bin, simulated_client_config,
+    start_meridiand, status, write_config,
+};
 pub use netns::{Host, TestNet};
 pub use procs::Proc;
 pub use reference::{ntpd_log, start_chronyd, start_ntpsec_ntpd};

@@ -1,0 +1,189 @@
+//! Client/server mode end to end: real `meridiand` processes in network namespaces, one
+//! serving the host clock as its local reference, one on a simulated clock that starts off
+//! and synchronizes to it; the result is measured from outside with `ntpdig`, and
+//! `meridianctl` shows it in the guide's layout.
+//!
+//! Needs root (network namespaces); prints SKIPPED otherwise. No process can set the clock.
+
+mod support;
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{
+    binary, local_server_config, meridianctl_bin, ntpdig_query, require_root,
+    simulated_client_config, start_meridiand, status, temp_dir, wait_for, TestNet,
+};
+
+/// Waits until the daemon behind `socket` reports synchronized; returns its last status.
+fn wait_synchronized(socket: &std::path::Path, timeout: Duration) -> Option<serde_json::Value> {
+    let mut last = None;
+    let ok = wait_for(timeout, Duration::from_millis(250), || {
+        last = status(socket);
+        last.as_ref().is_some_and(|s| s["synchronized"] == true)
+    });
+    ok.then_some(last).flatten()
+}
+
+/// The time `host` serves, measured by ntpdig against the host clock, once it is within
+/// `limit` seconds (or the last measurement when the timeout expires).
+fn wait_served_offset(
+    net: &TestNet,
+    from: usize,
+    server: IpAddr,
+    limit: f64,
+    timeout: Duration,
+) -> Option<f64> {
+    let mut last = None;
+    wait_for(timeout, Duration::from_millis(500), || {
+        last = ntpdig_query(net.host(from), server).map(|a| a.offset);
+        last.is_some_and(|o| o.abs() < limit)
+    });
+    last
+}
+
+fn client_synchronizes_to_server(test: &str, v6: bool) {
+    if !require_root(test) || binary(test, "ntpdig").is_none() {
+        return;
+    }
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 2);
+    let (server, server_sock) =
+        start_meridiand(net.host(0), dir.path(), "server", &local_server_config(2));
+    let server_ip = net.host(0).ip(v6);
+    let client_body = simulated_client_config(&server_ip.to_string(), "+1.5s", 40.0);
+    let (client, client_sock) = start_meridiand(net.host(1), dir.path(), "client", &client_body);
+
+    let start = Instant::now();
+    let st = wait_synchronized(&client_sock, Duration::from_secs(30)).unwrap_or_else(|| {
+        panic!(
+            "client never synchronized:\n{}\n{}",
+            client.log(),
+            server.log()
+        )
+    });
+    eprintln!("{test}: synchronized after {:?}", start.elapsed());
+    assert_eq!(st["stratum"], 3, "one below the stratum-2 server: {st}");
+    assert_eq!(st["reference_id"], server_ip.to_string());
+    assert_eq!(st["system_peer"], server_ip.to_string());
+    assert_eq!(st["clock_driver"], "simulated");
+    assert!(
+        client.log().contains("stepping the clock by -1.5"),
+        "the 1.5 s error is stepped:\n{}",
+        client.log()
+    );
+
+    // The server is synchronized to its local reference and says so.
+    let sst = status(&server_sock).expect("server status");
+    assert_eq!(
+        (sst["synchronized"].clone(), sst["stratum"].clone()),
+        (true.into(), 2.into()),
+        "{sst}"
+    );
+    assert_eq!(sst["reference_id"], "127.127.1.0");
+
+    // Truth: the time the client now serves, measured from the server's namespace against
+    // the host clock, is within 1 ms (its simulated clock ran 40 ppm fast from 1.5 s off).
+    let client_ip = net.host(1).ip(v6);
+    let offset = wait_served_offset(&net, 0, client_ip, 1e-3, Duration::from_secs(60));
+    eprintln!(
+        "{test}: client serves time {offset:?} s off the host clock after {:?}",
+        start.elapsed()
+    );
+    let offset = offset.unwrap_or_else(|| panic!("no answer from the client:\n{}", client.log()));
+    assert!(
+        offset.abs() < 1e-3,
+        "served time {offset} s off:\n{}",
+        client.log()
+    );
+    // And it still does a little later: the frequency error is corrected, not just the offset.
+    std::thread::sleep(Duration::from_secs(8));
+    let later = ntpdig_query(net.host(0), client_ip).expect("answer").offset;
+    assert!(later.abs() < 1e-3, "served time drifted to {later} s");
+    assert!(client.is_running() && server.is_running());
+}
+
+#[test]
+fn client_synchronizes_to_meridian_server_ipv4() {
+    client_synchronizes_to_server("client_synchronizes_to_meridian_server_ipv4", false);
+}
+
+#[test]
+fn client_synchronizes_to_meridian_server_ipv6() {
+    client_synchronizes_to_server("client_synchronizes_to_meridian_server_ipv6", true);
+}
+
+#[test]
+fn meridianctl_shows_status_and_sessions_in_the_guides_layout() {
+    let test = "meridianctl_shows_status_and_sessions_in_the_guides_layout";
+    if !require_root(test) {
+        return;
+    }
+    let Some(ctl) = meridianctl_bin(test) else {
+        return;
+    };
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 2);
+    let (_server, _) = start_meridiand(net.host(0), dir.path(), "server", &local_server_config(2));
+    let server_ip = net.host(0).ipv4().to_string();
+    let body = simulated_client_config(&server_ip, "+0.05s", 10.0);
+    let (client, sock) = start_meridiand(net.host(1), dir.path(), "client", &body);
+    wait_synchronized(&sock, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no sync:\n{}", client.log()));
+
+    let run = |args: &[&str]| {
+        let out = Command::new(&ctl)
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .expect("run meridianctl");
+        assert!(
+            out.status.success(),
+            "meridianctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(&["status"]);
+    assert!(text.contains("Clock status: synchronized"), "{text}");
+    assert!(text.contains("Clock stratum: 3"), "{text}");
+    assert!(
+        text.contains(&format!("Reference clock ID: {server_ip}")),
+        "{text}"
+    );
+
+    let text = run(&["sessions"]);
+    let row = text
+        .lines()
+        .find(|l| l.contains(&server_ip))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.starts_with("[12345]"),
+        "system peer, stratum <= 15, selected, candidate, configured: {row}"
+    );
+    assert!(text.contains("Total associations : 1"), "{text}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["sessions", "--json"])).expect("JSON");
+    let s = &json[0];
+    assert_eq!(s["source"], server_ip);
+    assert_eq!(s["local_mode"], "client");
+    assert_eq!(s["peer_mode"], "server");
+    assert_eq!(s["stratum"], 2);
+    assert_eq!(s["configured"], true);
+    assert!(s["reach"].as_u64().unwrap() > 0);
+    for flag in ["master", "selected", "candidate", "configured"] {
+        assert!(
+            s["flags"].as_array().unwrap().iter().any(|f| f == flag),
+            "{flag} in {s}"
+        );
+    }
+    let verbose = run(&["sessions", "--verbose"]);
+    assert!(
+        verbose.contains(&format!("clock source: {server_ip}")),
+        "{verbose}"
+    );
+    assert!(verbose.contains("local mode: client"), "{verbose}");
+}
