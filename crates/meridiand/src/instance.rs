@@ -1,7 +1,8 @@
-//! One NTP instance (the public network, or later one VPN instance): its protocol core
-//! (`System`), its server sockets and one socket per client association, and the counters of
-//! its server path. It turns readable sockets and timeouts into core calls, and the core's
-//! answers into datagrams; clock adjustments go back to the runtime, which owns the clock.
+//! One network instance: the public network or one VPN instance (a network namespace or a VRF
+//! device). It owns the sockets that live there (server sockets, one socket per client
+//! association) and the counters of its server path. The clock algorithm is shared: every
+//! instance feeds the one `System` of the daemon, which keeps each association apart by
+//! (instance, address). Clock adjustments go back to the runtime, which owns the clock.
 
 use crate::clock::Clock;
 use crate::udp::{RecvMeta, UdpSocket};
@@ -9,7 +10,7 @@ use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
 use meridian_proto::server::{self, DropReason};
-use meridian_proto::system::{SourceId, System, SystemConfig};
+use meridian_proto::system::{SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::{self, ReferenceId};
 use std::collections::BTreeMap;
@@ -54,48 +55,86 @@ pub enum SocketRef {
     Client(usize),
 }
 
+/// Where an instance's sockets live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// The daemon's own network namespace.
+    Public,
+    /// A network namespace (path of its file, e.g. /run/netns/vpn1).
+    Netns(std::path::PathBuf),
+    /// A VRF device in the daemon's namespace.
+    Vrf(String),
+}
+
 pub struct Instance {
     /// VPN instance name; `None` for the public network.
     pub name: Option<String>,
-    pub system: System,
+    pub binding: Binding,
     servers: Vec<UdpSocket>,
     clients: Vec<ClientSocket>,
     pub counters: ServerCounters,
 }
 
 impl Instance {
-    /// Opens the server sockets on `port` (IPv4 and IPv6 wildcard; IPv6 is optional) and one
-    /// connected socket on a random ephemeral port per client association (RFC 9109).
-    pub fn new(
+    /// Opens the instance's sockets inside its namespace or on its VRF device: the server
+    /// sockets on `port` when `serve` (IPv4 and IPv6 wildcard; IPv6 optional), and one
+    /// connected socket on a random ephemeral port per client association (RFC 9109), whose
+    /// source is registered with `system`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
         name: Option<String>,
-        system_config: SystemConfig,
+        binding: Binding,
+        serve: bool,
         port: u16,
         dscp: u8,
         clients: &[ClientSpec],
+        system: &mut System,
         now: Mono,
         rng: &mut dyn Entropy,
     ) -> io::Result<Self> {
+        let _inside = match &binding {
+            Binding::Netns(path) => Some(crate::netns::enter(path)?),
+            _ => None,
+        };
+        let device = match &binding {
+            Binding::Vrf(dev) => Some(dev.as_str()),
+            _ => None,
+        };
+        let label = name
+            .as_ref()
+            .map(|n| format!(" in VPN instance {n}"))
+            .unwrap_or_default();
         let mut servers = Vec::new();
-        let v4 = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+        if serve {
+            let v4 = UdpSocket::bind_on_device(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                device,
+            )
             .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot bind UDP port {port} (IPv4): {e}"))
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot bind UDP port {port} (IPv4){label}: {e}"),
+                )
             })?;
-        servers.push(v4);
-        match UdpSocket::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
-            Ok(s) => servers.push(s),
-            Err(e) => crate::warn!("no IPv6 server socket on port {port}: {e}"),
+            servers.push(v4);
+            match UdpSocket::bind_on_device(
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                device,
+            ) {
+                Ok(s) => servers.push(s),
+                Err(e) => crate::warn!("no IPv6 server socket on port {port}{label}: {e}"),
+            }
         }
         for s in &servers {
             s.set_dscp(dscp)?;
         }
-        let mut system = System::new(system_config);
         let mut sockets = Vec::new();
         for spec in clients {
             let local = match spec.remote {
                 SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
                 SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
             };
-            let socket = UdpSocket::bind(local)?;
+            let socket = UdpSocket::bind_on_device(local, device)?;
             socket.set_dscp(dscp)?;
             socket.connect(spec.remote)?;
             let refid = ReferenceId::from_ip(spec.remote.ip());
@@ -108,7 +147,7 @@ impl Instance {
         }
         Ok(Self {
             name,
-            system,
+            binding,
             servers,
             clients: sockets,
             counters: ServerCounters::default(),
@@ -138,6 +177,7 @@ impl Instance {
     pub fn on_readable(
         &mut self,
         which: SocketRef,
+        system: &mut System,
         clock: &dyn Clock,
         mono: impl Fn() -> Mono,
         rng: &mut dyn Entropy,
@@ -163,12 +203,14 @@ impl Instance {
             };
             let data = &buf[..meta.len.min(RECV_BUF)];
             match which {
-                SocketRef::Server(i) => self.serve(i, data, &meta, rx_local, clock, mono(), rng),
+                SocketRef::Server(i) => {
+                    self.serve(i, data, &meta, rx_local, system, clock, mono(), rng)
+                }
                 SocketRef::Client(i) => {
                     if meta.len > RECV_BUF {
                         continue;
                     }
-                    if let Some(adj) = self.client_reply(i, data, rx_local, mono()) {
+                    if let Some(adj) = self.client_reply(i, system, data, rx_local, mono()) {
                         adjustments.push(adj);
                     }
                 }
@@ -184,6 +226,7 @@ impl Instance {
         request: &[u8],
         meta: &RecvMeta,
         rx_local: NtpTimestamp,
+        system: &System,
         clock: &dyn Clock,
         now: Mono,
         rng: &mut dyn Entropy,
@@ -201,7 +244,7 @@ impl Instance {
                 .or_default() += 1;
             return;
         }
-        let state = self.system.server_state(now);
+        let state = system.server_state(now);
         let mut out = [0u8; wire::HEADER_LEN];
         match server::respond(request, rx_local, &state, rng, || clock.now(), &mut out) {
             Ok(len) => {
@@ -221,6 +264,7 @@ impl Instance {
     fn client_reply(
         &mut self,
         index: usize,
+        system: &mut System,
         data: &[u8],
         rx_local: NtpTimestamp,
         now: Mono,
@@ -233,10 +277,7 @@ impl Instance {
                 return None;
             }
         };
-        match self
-            .system
-            .handle_reply(client.id, now, rx_local, &packet.header)
-        {
+        match system.handle_reply(client.id, now, rx_local, &packet.header) {
             Ok(adj) => Some(adj),
             Err(reason) => {
                 crate::debug!("reply from {} rejected: {reason}", client.remote);
@@ -245,32 +286,18 @@ impl Instance {
         }
     }
 
-    /// Sends the requests that are due and runs the system's upkeep.
-    pub fn on_timeout(&mut self, now: Mono, clock: &dyn Clock, rng: &mut dyn Entropy) {
-        let local_now = clock.now();
-        for (id, bytes) in self.system.handle_timeout(now, local_now, rng) {
-            let Some(client) = self.clients.iter().find(|c| c.id == id) else {
-                continue;
-            };
-            if let Err(e) = client.socket.send(&bytes, None, None) {
-                crate::debug!("request to {} failed: {e}", client.remote);
-            }
+    /// Sends `bytes` for source `id` if it belongs to this instance; returns whether it did.
+    pub fn send_request(&self, id: SourceId, bytes: &[u8]) -> bool {
+        let Some(client) = self.clients.iter().find(|c| c.id == id) else {
+            return false;
+        };
+        if let Err(e) = client.socket.send(bytes, None, None) {
+            crate::debug!("{}request to {} failed: {e}", self.label(), client.remote);
         }
-        if self.system.housekeeping(now, local_now) {
-            crate::info!(
-                "{}synchronization source is now {:?}",
-                self.label(),
-                self.system.vars().sync
-            );
-        }
+        true
     }
 
-    /// Next time the instance wants [`Instance::on_timeout`].
-    pub fn next_deadline(&self) -> Option<Mono> {
-        self.system.poll_timeout()
-    }
-
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         self.name
             .as_ref()
             .map(|n| format!("[{n}] "))

@@ -8,6 +8,8 @@ pub mod drift;
 pub mod entropy;
 pub mod instance;
 pub mod log;
+pub mod netns;
 pub mod runtime;
 pub mod snapshot;
+pub mod startup;
 pub mod udp;

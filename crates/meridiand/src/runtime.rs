@@ -3,18 +3,17 @@
 //! the daemon owns. Nothing here blocks except poll(2) itself, so the daemon runs unchanged
 //! under the clknetsim simulator.
 
-use crate::clock::{Clock, ReadOnlyClock, SimulatedClock, SyncStatus, SystemClock};
+use crate::clock::{Clock, SyncStatus};
 use crate::config::{ClockDriverKind, Config};
 use crate::control::ControlServer;
 use crate::entropy::OsEntropy;
-use crate::instance::{ClientSpec, Instance, SocketRef};
-use crate::{drift, snapshot};
-use meridian_proto::client::ClientConfig;
-use meridian_proto::discipline::{ClockAdjustment, DisciplineConfig};
+use crate::instance::{Instance, SocketRef};
+use crate::{drift, snapshot, startup};
+use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::report::{ControlAnswer, ControlRequest};
-use meridian_proto::system::{LocalReference, SystemConfig};
-use meridian_proto::time::{Mono, PollInterval};
-use std::net::{SocketAddr, ToSocketAddrs};
+use meridian_proto::system::System;
+use meridian_proto::time::Mono;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -65,105 +64,33 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct Runtime {
     config: Config,
     clock: Box<dyn Clock>,
-    instance: Instance,
+    /// The clock algorithm, shared by every instance.
+    system: System,
+    /// The public network first, then the VPN instances.
+    instances: Vec<Instance>,
     control: Option<ControlServer>,
     rng: OsEntropy,
     next_drift_write: Mono,
 }
 
-/// Resolves a configured server address (an IP address or a host name) with its port.
-pub fn resolve(address: &str, port: u16) -> Result<SocketAddr, String> {
-    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    (address, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {address}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{address} has no address"))
-}
-
-fn open_clock(config: &Config) -> std::io::Result<Box<dyn Clock>> {
-    Ok(match config.clock.driver {
-        ClockDriverKind::System => Box::new(SystemClock::open()?),
-        ClockDriverKind::ReadOnly => Box::new(ReadOnlyClock::new()),
-        ClockDriverKind::Simulated => Box::new(SimulatedClock::new(
-            config.clock.initial_offset,
-            config.clock.frequency_ppm,
-        )),
-    })
-}
-
 impl Runtime {
     pub fn new(config: Config) -> Result<Self, String> {
-        let mut clock = open_clock(&config).map_err(|e| format!("cannot open the clock: {e}"))?;
-        let initial_frequency = match &config.service.drift_file {
-            Some(path) => match drift::read(path) {
-                drift::DriftRead::Ok(ppm) => {
-                    crate::info!("frequency {ppm:.3} ppm from {}", path.display());
-                    ppm
-                }
-                drift::DriftRead::Missing => 0.0,
-                drift::DriftRead::Corrupt(why) => {
-                    crate::warn!(
-                        "ignoring drift file {}: {why}; starting from 0 ppm",
-                        path.display()
-                    );
-                    0.0
-                }
-            },
-            None => clock.frequency_ppm(),
-        };
+        let mut clock =
+            startup::open_clock(&config).map_err(|e| format!("cannot open the clock: {e}"))?;
+        let frequency = startup::initial_frequency(&config, clock.as_ref());
         if config.clock.driver != ClockDriverKind::ReadOnly {
             clock
-                .set_frequency_ppm(initial_frequency)
+                .set_frequency_ppm(frequency)
                 .map_err(|e| format!("cannot set the frequency: {e}"))?;
         }
-        let system_config = SystemConfig {
-            precision: clock.precision_log2(),
-            local_reference: config.local_reference.as_ref().map(|l| LocalReference {
-                stratum: l.stratum,
-                address: l.address,
-            }),
-            discipline: DisciplineConfig {
-                step_threshold: config.clock.step_threshold,
-                panic_threshold: config.clock.panic_threshold,
-                ..DisciplineConfig::default()
-            },
-            initial_frequency_ppm: initial_frequency,
-            min_survivors: 1,
-        };
-        let mut clients = Vec::new();
-        for server in config
-            .unicast_servers
-            .iter()
-            .filter(|s| s.vpn_instance.is_none())
-        {
-            let remote = resolve(&server.address, server.port)?;
-            clients.push(ClientSpec {
-                label: server.address.clone(),
-                remote,
-                config: ClientConfig {
-                    version: server.version,
-                    minpoll: PollInterval::new(server.minpoll),
-                    maxpoll: PollInterval::new(server.maxpoll),
-                    iburst: server.iburst,
-                },
-                prefer: server.priority,
-            });
-        }
+        let mut system = System::new(startup::system_config(
+            &config,
+            clock.precision_log2(),
+            frequency,
+        ));
         let mut rng = OsEntropy::new();
         let now = mono_now();
-        let instance = Instance::new(
-            None,
-            system_config,
-            config.service.port,
-            config.service.dscp,
-            &clients,
-            now,
-            &mut rng,
-        )
-        .map_err(|e| e.to_string())?;
+        let instances = startup::open_instances(&config, &mut system, now, &mut rng)?;
         let control = match ControlServer::bind(&config.control.socket) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -175,11 +102,12 @@ impl Runtime {
             }
         };
         crate::info!(
-            "meridiand {} started: clock {}, port {}, {} server(s){}",
+            "meridiand {} started: clock {}, port {}, {} server(s), {} VPN instance(s){}",
             env!("CARGO_PKG_VERSION"),
             clock.name(),
             config.service.port,
-            clients.len(),
+            system.sources().count(),
+            instances.len() - 1,
             if config.local_reference.is_some() {
                 ", local reference"
             } else {
@@ -189,7 +117,8 @@ impl Runtime {
         Ok(Self {
             config,
             clock,
-            instance,
+            system,
+            instances,
             control,
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
@@ -200,8 +129,7 @@ impl Runtime {
     pub fn run(&mut self) -> Result<(), String> {
         install_signal_handlers();
         let mut now = mono_now();
-        self.instance
-            .on_timeout(now, self.clock.as_ref(), &mut self.rng);
+        self.on_timeout(now);
         while !TERMINATE.load(Ordering::Relaxed) {
             if RELOAD.swap(false, Ordering::Relaxed) {
                 crate::warn!(
@@ -209,15 +137,14 @@ impl Runtime {
                 );
             }
             let deadline = self
-                .instance
-                .next_deadline()
+                .system
+                .poll_timeout()
                 .map_or(now + TICK, |d| d.min(now + TICK));
             let wait = deadline.saturating_since(now);
             self.wait_and_dispatch(wait)?;
             now = mono_now();
             if now >= deadline {
-                self.instance
-                    .on_timeout(now, self.clock.as_ref(), &mut self.rng);
+                self.on_timeout(now);
             }
             if now >= self.next_drift_write {
                 self.save_drift();
@@ -230,11 +157,20 @@ impl Runtime {
     }
 
     fn wait_and_dispatch(&mut self, wait: Duration) -> Result<(), String> {
-        let sockets = self.instance.fds();
+        let sockets: Vec<(usize, RawFd, SocketRef)> = self
+            .instances
+            .iter()
+            .enumerate()
+            .flat_map(|(i, inst)| {
+                inst.fds()
+                    .into_iter()
+                    .map(move |(fd, which)| (i, fd, which))
+            })
+            .collect();
         let control_fds = self.control.as_ref().map(|c| c.fds()).unwrap_or_default();
         let mut pollfds: Vec<libc::pollfd> = sockets
             .iter()
-            .map(|(fd, _)| *fd)
+            .map(|(_, fd, _)| *fd)
             .chain(control_fds.iter().copied())
             .map(|fd| libc::pollfd {
                 fd,
@@ -269,8 +205,8 @@ impl Runtime {
             if pfd.revents == 0 {
                 continue;
             }
-            if let Some((_, which)) = sockets.get(i) {
-                self.on_socket(*which);
+            if let Some((instance, _, which)) = sockets.get(i) {
+                self.on_socket(*instance, *which);
             } else {
                 control_ready = true;
             }
@@ -281,10 +217,29 @@ impl Runtime {
         Ok(())
     }
 
-    fn on_socket(&mut self, which: SocketRef) {
-        let adjustments =
-            self.instance
-                .on_readable(which, self.clock.as_ref(), mono_now, &mut self.rng);
+    /// Sends the requests that are due, each through its instance, and runs the upkeep.
+    fn on_timeout(&mut self, now: Mono) {
+        let local_now = self.clock.now();
+        for (id, bytes) in self.system.handle_timeout(now, local_now, &mut self.rng) {
+            if !self
+                .instances
+                .iter()
+                .any(|inst| inst.send_request(id, &bytes))
+            {
+                crate::debug!("no socket for source {id:?}");
+            }
+        }
+        if self.system.housekeeping(now, local_now) {
+            crate::info!(
+                "synchronization source is now {:?}",
+                self.system.vars().sync
+            );
+        }
+    }
+
+    fn on_socket(&mut self, instance: usize, which: SocketRef) {
+        let (system, clock, rng) = (&mut self.system, self.clock.as_ref(), &mut self.rng);
+        let adjustments = self.instances[instance].on_readable(which, system, clock, mono_now, rng);
         for adj in adjustments {
             self.apply(adj);
         }
@@ -317,9 +272,9 @@ impl Runtime {
         if let Err(e) = result {
             crate::error!("clock adjustment failed: {e}");
         }
-        let vars = self.instance.system.vars();
+        let vars = self.system.vars();
         let status = SyncStatus {
-            synchronized: self.instance.system.synchronized(),
+            synchronized: self.system.synchronized(),
             leap: vars.leap,
             max_error: vars.root_delay / 2.0 + vars.root_dispersion,
             est_error: vars.jitter,
@@ -333,12 +288,16 @@ impl Runtime {
         let Some(control) = self.control.as_mut() else {
             return;
         };
-        let (instance, clock) = (&self.instance, self.clock.as_ref());
+        let (system, instances, clock) = (&self.system, &self.instances, self.clock.as_ref());
         control.service(|request| {
             let now = mono_now();
             match request {
-                ControlRequest::Status => ControlAnswer::Status(snapshot::status(instance, clock, now)),
-                ControlRequest::Sessions => ControlAnswer::Sessions { sessions: snapshot::sessions(instance, now) },
+                ControlRequest::Status => {
+                    ControlAnswer::Status(snapshot::status(system, instances, clock, now))
+                }
+                ControlRequest::Sessions => {
+                    ControlAnswer::Sessions { sessions: snapshot::sessions(system, instances, now) }
+                }
                 ControlRequest::Reload => ControlAnswer::Error {
                     message: "reload is not implemented yet: restart meridiand to apply a new configuration".into(),
                 },
@@ -350,10 +309,10 @@ impl Runtime {
         let Some(path) = self.config.service.drift_file.clone() else {
             return;
         };
-        if !self.instance.system.synchronized() {
+        if !self.system.synchronized() {
             return;
         }
-        let ppm = self.instance.system.discipline().frequency_ppm();
+        let ppm = self.system.discipline().frequency_ppm();
         if let Err(e) = drift::write(&path, ppm) {
             crate::warn!("cannot write the drift file {}: {e}", path.display());
         }

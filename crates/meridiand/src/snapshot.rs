@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::instance::Instance;
 use meridian_proto::report::{SessionDetail, SessionReport, StatusReport};
-use meridian_proto::system::{LocalReference, SyncSource};
+use meridian_proto::system::{LocalReference, SourceId, SyncSource, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::ReferenceId;
 
@@ -46,42 +46,53 @@ fn refid_text(refid: ReferenceId, stratum: u8) -> String {
     refid.display(stratum)
 }
 
-pub fn status(instance: &Instance, clock: &dyn Clock, now: Mono) -> StatusReport {
-    let system = &instance.system;
+/// The instance and socket of source `id`.
+fn locate(
+    instances: &[Instance],
+    id: SourceId,
+) -> Option<(&Instance, &crate::instance::ClientSocket)> {
+    instances.iter().find_map(|inst| {
+        inst.clients()
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| (inst, c))
+    })
+}
+
+pub fn status(
+    system: &System,
+    instances: &[Instance],
+    clock: &dyn Clock,
+    now: Mono,
+) -> StatusReport {
     let vars = system.vars();
     let synchronized = system.synchronized();
     let server = system.server_state(now);
+    let peer = match vars.sync {
+        SyncSource::Peer(id) => locate(instances, id),
+        _ => None,
+    };
     let system_peer = match vars.sync {
-        SyncSource::Peer(id) => instance
-            .clients()
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| c.remote.ip().to_string()),
+        SyncSource::Peer(_) => peer.map(|(_, c)| c.remote.ip().to_string()),
         SyncSource::Local => system
             .config()
             .local_reference
             .map(|l| l.address.to_string()),
         SyncSource::None => None,
     };
-    let reference_id = if synchronized {
-        match vars.sync {
-            SyncSource::Peer(id) => instance
-                .clients()
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.remote.ip().to_string())
-                .unwrap_or_else(|| vars.reference_id.display(2)),
-            _ => vars.reference_id.display(vars.stratum),
-        }
-    } else {
-        "none".to_owned()
+    let reference_id = match vars.sync {
+        SyncSource::None => "none".to_owned(),
+        SyncSource::Peer(_) => system_peer
+            .clone()
+            .unwrap_or_else(|| vars.reference_id.display(2)),
+        SyncSource::Local => vars.reference_id.display(vars.stratum),
     };
     StatusReport {
         synchronized,
         stratum: vars.stratum,
         reference_id,
         system_peer,
-        vpn_instance: instance.name.clone(),
+        vpn_instance: peer.and_then(|(inst, _)| inst.name.clone()),
         offset_ms: vars.offset * 1e3,
         root_delay_ms: vars.root_delay * 1e3,
         root_dispersion_ms: server.root_dispersion.to_seconds() * 1e3,
@@ -96,8 +107,7 @@ pub fn status(instance: &Instance, clock: &dyn Clock, now: Mono) -> StatusReport
     }
 }
 
-pub fn sessions(instance: &Instance, now: Mono) -> Vec<SessionReport> {
-    let system = &instance.system;
+pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<SessionReport> {
     let mut out = Vec::new();
     if let Some(local) = system.config().local_reference {
         out.push(local_session(
@@ -106,7 +116,10 @@ pub fn sessions(instance: &Instance, now: Mono) -> Vec<SessionReport> {
             system.config().precision,
         ));
     }
-    for client in instance.clients() {
+    let clients = instances
+        .iter()
+        .flat_map(|inst| inst.clients().iter().map(move |c| (inst, c)));
+    for (instance, client) in clients {
         let Some(source) = system.source(client.id) else {
             continue;
         };

@@ -118,6 +118,12 @@ impl UdpSocket {
     /// A socket bound to `local` (port 0: an ephemeral port), with receive timestamps and
     /// packet info enabled. IPv6 sockets are IPv6-only.
     pub fn bind(local: SocketAddr) -> io::Result<Self> {
+        Self::bind_on_device(local, None)
+    }
+
+    /// Like [`UdpSocket::bind`], first tying the socket to `device` (a VRF device) when given,
+    /// so that even the bind happens in that device's routing domain.
+    pub fn bind_on_device(local: SocketAddr, device: Option<&str>) -> io::Result<Self> {
         let domain = if local.is_ipv4() {
             libc::AF_INET
         } else {
@@ -145,6 +151,9 @@ impl UdpSocket {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        if let Some(device) = device {
+            sock.bind_device(device)?;
+        }
         let (storage, len) = to_sockaddr(&local);
         // SAFETY: storage holds a valid address of length len.
         cvt(unsafe { libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) })?;
@@ -160,6 +169,24 @@ impl UdpSocket {
                 self.fd.as_raw_fd(),
                 &storage as *const _ as *const libc::sockaddr,
                 len,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Binds the socket to a network device, e.g. a VRF device (SO_BINDTODEVICE); needs
+    /// CAP_NET_RAW. Packets then use that device's routing table.
+    pub fn bind_device(&self, device: &str) -> io::Result<()> {
+        let name = std::ffi::CString::new(device)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: passes a NUL-terminated string and its length (with the NUL).
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr() as *const libc::c_void,
+                name.as_bytes_with_nul().len() as libc::socklen_t,
             )
         })
         .map(|_| ())
