@@ -22,6 +22,8 @@ use core::time::Duration;
 pub const MAX_DISTANCE: f64 = 1.5;
 /// Interval at which a local reference advances its reference time, seconds.
 const LOCAL_UPDATE: f64 = 16.0;
+/// Clustering keeps at least this many survivors (RFC 5905 NMIN).
+const CLUSTER_MIN: usize = 3;
 /// Poll-adaptation counter limit (RFC 5905 LIMIT).
 const POLL_LIMIT: i32 = 30;
 /// Offsets within this many jitters count as "quiet" for poll adaptation (RFC 5905 PGATE).
@@ -362,13 +364,28 @@ impl System {
                 offset_variance: est.offset_variance,
             });
         }
-        let Some(selection) = select(&candidates, self.config.min_survivors.max(1)) else {
+        let Some(selection) = select(&candidates, CLUSTER_MIN) else {
             return ClockAdjustment::None;
         };
+        if selection.survivors.len() < self.config.min_survivors.max(1) {
+            return ClockAdjustment::None;
+        }
         for &i in &selection.survivors {
             self.sources[i].flags.selected = true;
         }
-        let peer_id = selection.system_peer;
+        let stratum_of = |i: usize| self.sources[i].association.peer().map_or(16, |p| p.stratum);
+        // Clock-hop stickiness: keep the current system peer while it survives and is as good
+        // as the best in stratum, so that equal sources do not take turns.
+        let mut peer_id = selection.system_peer;
+        if let SyncSource::Peer(current) = self.vars.sync {
+            if current.0 != peer_id
+                && selection.survivors.contains(&current.0)
+                && stratum_of(current.0) <= stratum_of(peer_id)
+                && !self.sources[peer_id].prefer
+            {
+                peer_id = current.0;
+            }
+        }
         self.sources[peer_id].flags.system_peer = true;
         let peer_stratum = self.sources[peer_id]
             .association

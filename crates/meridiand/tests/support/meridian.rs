@@ -34,7 +34,14 @@ pub fn meridianctl_bin(test: &str) -> Option<PathBuf> {
 /// Writes `DIR/TAG.toml` with `body`, adding a `[control]` table with a socket in `dir`
 /// unless the body has one. Returns (config path, control socket path).
 pub fn write_config(dir: &Path, tag: &str, body: &str) -> (PathBuf, PathBuf) {
-    let socket = dir.join(format!("{tag}.sock"));
+    // Unix socket paths are limited to 107 bytes; test dirs carry long test names.
+    let mut socket = dir.join(format!("{tag}.sock"));
+    if socket.as_os_str().len() > 100 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dir.hash(&mut h);
+        socket = std::env::temp_dir().join(format!("mrd-{:016x}-{tag}.sock", h.finish()));
+    }
     let mut text = body.to_owned();
     if !text.contains("[control]") {
         text.push_str(&format!("\n[control]\nsocket = \"{}\"\n", socket.display()));

@@ -187,6 +187,58 @@ impl TestNet {
             })
     }
 
+    /// Adds an extra namespace `mrd-<id>-<suffix>`, off the bridge (a VPN instance, or a
+    /// host behind one), with `lo` up; removed with the network. Returns its name.
+    pub fn add_namespace(&mut self, suffix: &str) -> String {
+        let ns = format!("{NS_PREFIX}{}-{suffix}", self.id);
+        ip(&["netns", "add", &ns]);
+        self.created.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Joins namespaces `a` and `b` with a veth pair (`a_if` in `a`, `b_if` in `b`), both
+    /// ends up with the given /24 addresses (from 198.18.0.0/15 only).
+    pub fn connect(
+        &self,
+        a: &str,
+        a_if: &str,
+        a_addr: Ipv4Addr,
+        b: &str,
+        b_if: &str,
+        b_addr: Ipv4Addr,
+    ) {
+        for addr in [a_addr, b_addr] {
+            assert!(
+                matches!(addr.octets(), [198, 18 | 19, _, _]),
+                "{addr} is outside 198.18.0.0/15"
+            );
+        }
+        ip(&[
+            "-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b,
+        ]);
+        for (ns, dev, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    /// A [`Host`] handle for any namespace of this network (e.g. one made with
+    /// [`TestNet::add_namespace`]); what it spawns is stopped with the network.
+    pub fn host_in(&self, ns: &str, ipv4: Ipv4Addr) -> Host {
+        assert!(
+            self.created.iter().any(|c| c == ns),
+            "{ns} is not a namespace of this network"
+        );
+        Host {
+            index: usize::MAX,
+            ns: ns.to_owned(),
+            ipv4,
+            ipv6: Ipv6Addr::UNSPECIFIED,
+            procs: self.procs.clone(),
+        }
+    }
+
     /// Host `i` (panics when out of range).
     pub fn host(&self, i: usize) -> &Host {
         &self.hosts[i]
