@@ -8,6 +8,7 @@ pub mod drift;
 pub mod entropy;
 pub mod instance;
 pub mod log;
+pub mod metrics;
 pub mod netns;
 pub mod runtime;
 pub mod snapshot;

@@ -8,6 +8,7 @@ use crate::config::{ClockDriverKind, Config};
 use crate::control::ControlServer;
 use crate::entropy::OsEntropy;
 use crate::instance::{Instance, SocketRef};
+use crate::metrics::{self, MetricsServer, ServerCounterView};
 use crate::{drift, snapshot, startup};
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::report::{ControlAnswer, ControlRequest};
@@ -69,6 +70,7 @@ pub struct Runtime {
     /// The public network first, then the VPN instances.
     instances: Vec<Instance>,
     control: Option<ControlServer>,
+    metrics: Option<MetricsServer>,
     rng: OsEntropy,
     next_drift_write: Mono,
 }
@@ -91,6 +93,13 @@ impl Runtime {
         let mut rng = OsEntropy::new();
         let now = mono_now();
         let instances = startup::open_instances(&config, &mut system, now, &mut rng)?;
+        let metrics = match config.metrics.listen {
+            None => None,
+            Some(addr) => Some(
+                MetricsServer::bind(addr)
+                    .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+            ),
+        };
         let control = match ControlServer::bind(&config.control.socket) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -120,6 +129,7 @@ impl Runtime {
             system,
             instances,
             control,
+            metrics,
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
         })
@@ -168,10 +178,12 @@ impl Runtime {
             })
             .collect();
         let control_fds = self.control.as_ref().map(|c| c.fds()).unwrap_or_default();
+        let metrics_fds = self.metrics.as_ref().map(|m| m.fds()).unwrap_or_default();
         let mut pollfds: Vec<libc::pollfd> = sockets
             .iter()
             .map(|(_, fd, _)| *fd)
             .chain(control_fds.iter().copied())
+            .chain(metrics_fds.iter().copied())
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -179,7 +191,9 @@ impl Runtime {
             })
             .collect();
         // Round up to whole milliseconds so we never spin just short of a deadline.
-        let timeout_ms = if self.control.as_ref().is_some_and(|c| c.busy()) {
+        let busy = self.control.as_ref().is_some_and(|c| c.busy())
+            || self.metrics.as_ref().is_some_and(|m| m.busy());
+        let timeout_ms = if busy {
             wait.as_millis().min(50) as libc::c_int
         } else {
             wait.as_nanos().div_ceil(1_000_000).min(60_000) as libc::c_int
@@ -200,7 +214,7 @@ impl Runtime {
                 Err(format!("poll: {err}"))
             };
         }
-        let mut control_ready = false;
+        let mut service_ready = false;
         for (i, pfd) in pollfds.iter().enumerate() {
             if pfd.revents == 0 {
                 continue;
@@ -208,11 +222,12 @@ impl Runtime {
             if let Some((instance, _, which)) = sockets.get(i) {
                 self.on_socket(*instance, *which);
             } else {
-                control_ready = true;
+                service_ready = true;
             }
         }
-        if control_ready || self.control.as_ref().is_some_and(|c| c.busy()) {
+        if service_ready || busy {
             self.service_control();
+            self.service_metrics();
         }
         Ok(())
     }
@@ -282,6 +297,33 @@ impl Runtime {
         if let Err(e) = self.clock.set_sync_status(&status) {
             crate::debug!("cannot publish the sync status: {e}");
         }
+    }
+
+    fn service_metrics(&mut self) {
+        let Some(server) = self.metrics.as_mut() else {
+            return;
+        };
+        let (system, instances, clock) = (&self.system, &self.instances, self.clock.as_ref());
+        server.service(|| {
+            let now = mono_now();
+            let status = snapshot::status(system, instances, clock, now);
+            let sessions = snapshot::sessions(system, instances, now);
+            let counters: Vec<ServerCounterView<'_>> = instances
+                .iter()
+                .map(|inst| ServerCounterView {
+                    vpn_instance: inst.name.as_deref(),
+                    received: inst.counters.received,
+                    answered: inst.counters.answered,
+                    dropped: inst
+                        .counters
+                        .dropped
+                        .iter()
+                        .map(|(k, v)| (*k, *v))
+                        .collect(),
+                })
+                .collect();
+            metrics::render(&status, &sessions, &counters)
+        });
     }
 
     fn service_control(&mut self) {

@@ -1,0 +1,311 @@
+//! Prometheus metrics: a tiny HTTP/1.1 responder on `[metrics] listen`, served from the event
+//! loop like the control socket (non-blocking, bounded request size and time), rendering the
+//! same snapshots as `meridianctl` in the text exposition format.
+
+use meridian_proto::report::{SessionReport, StatusReport};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+const MAX_REQUEST: usize = 8192;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    opened: Instant,
+}
+
+/// Counters of one instance's server path, for the exposition.
+pub struct ServerCounterView<'a> {
+    pub vpn_instance: Option<&'a str>,
+    pub received: u64,
+    pub answered: u64,
+    pub dropped: Vec<(&'a str, u64)>,
+}
+
+pub struct MetricsServer {
+    listener: TcpListener,
+    connections: Vec<Connection>,
+}
+
+impl MetricsServer {
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            listener,
+            connections: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn fds(&self) -> Vec<RawFd> {
+        std::iter::once(self.listener.as_raw_fd())
+            .chain(self.connections.iter().map(|c| c.stream.as_raw_fd()))
+            .collect()
+    }
+
+    pub fn busy(&self) -> bool {
+        !self.connections.is_empty()
+    }
+
+    /// Accepts, reads, and answers complete requests with the text `render` produces.
+    pub fn service(&mut self, render: impl Fn() -> String) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.connections.push(Connection {
+                            stream,
+                            buf: Vec::new(),
+                            opened: Instant::now(),
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    crate::debug!("metrics accept: {e}");
+                    break;
+                }
+            }
+        }
+        self.connections.retain_mut(|conn| {
+            let mut chunk = [0u8; 2048];
+            loop {
+                match conn.stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        conn.buf.extend_from_slice(&chunk[..n]);
+                        if conn.buf.len() > MAX_REQUEST {
+                            return false;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return false,
+                }
+            }
+            if conn.buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let first = conn.buf.split(|&b| b == b'\n').next().unwrap_or_default();
+                let line = String::from_utf8_lossy(first);
+                let mut words = line.split_whitespace();
+                let response = match (words.next(), words.next()) {
+                    (Some("GET"), Some("/metrics")) => {
+                        let body = render();
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    (Some("GET"), Some(_)) => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                    }
+                    _ => "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_owned(),
+                };
+                let _ = conn.stream.set_nonblocking(false);
+                let _ = conn.stream.set_write_timeout(Some(Duration::from_millis(500)));
+                let _ = conn.stream.write_all(response.as_bytes());
+                return false;
+            }
+            conn.opened.elapsed() < CLIENT_TIMEOUT
+        });
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Renders the exposition text.
+pub fn render(
+    status: &StatusReport,
+    sessions: &[SessionReport],
+    servers: &[ServerCounterView<'_>],
+) -> String {
+    let mut out = String::new();
+    let gauges: [(&str, &str, f64); 8] = [
+        (
+            "meridian_synchronized",
+            "1 when the system clock is synchronized",
+            status.synchronized as u8 as f64,
+        ),
+        (
+            "meridian_stratum",
+            "stratum of the system clock",
+            status.stratum as f64,
+        ),
+        (
+            "meridian_offset_seconds",
+            "offset of the last clock update (server - local)",
+            status.offset_ms / 1e3,
+        ),
+        (
+            "meridian_root_delay_seconds",
+            "round-trip delay to the primary reference",
+            status.root_delay_ms / 1e3,
+        ),
+        (
+            "meridian_root_dispersion_seconds",
+            "maximum error relative to the primary reference",
+            status.root_dispersion_ms / 1e3,
+        ),
+        (
+            "meridian_frequency_ppm",
+            "frequency correction applied to the clock",
+            status.frequency_ppm,
+        ),
+        (
+            "meridian_poll_log2",
+            "system poll interval, log2 seconds",
+            status.poll_log2 as f64,
+        ),
+        (
+            "meridian_precision_log2",
+            "clock precision, log2 seconds",
+            status.precision_log2 as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let per_session: [(&str, &str, fn(&SessionReport) -> f64); 7] = [
+        (
+            "meridian_association_reach",
+            "reachability register (0-255)",
+            |s| s.reach as f64,
+        ),
+        (
+            "meridian_association_stratum",
+            "stratum the source advertises",
+            |s| s.stratum as f64,
+        ),
+        (
+            "meridian_association_offset_seconds",
+            "filtered offset (server - local)",
+            |s| s.offset_ms / 1e3,
+        ),
+        (
+            "meridian_association_delay_seconds",
+            "filtered round-trip delay",
+            |s| s.delay_ms / 1e3,
+        ),
+        (
+            "meridian_association_dispersion_seconds",
+            "peer dispersion",
+            |s| s.dispersion_ms / 1e3,
+        ),
+        (
+            "meridian_association_poll_seconds",
+            "poll interval in use",
+            |s| s.poll_s as f64,
+        ),
+        (
+            "meridian_association_selected",
+            "1 for the system peer",
+            |s| s.flags.iter().any(|f| f == "master") as u8 as f64,
+        ),
+    ];
+    for (name, help, value) in per_session {
+        family(&mut out, name, "gauge", help);
+        for s in sessions {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",vpn_instance=\"{}\",mode=\"{}\"}} {}",
+                label(&s.source),
+                label(s.vpn_instance.as_deref().unwrap_or("")),
+                label(&s.local_mode),
+                value(s)
+            );
+        }
+    }
+    let counters: [(&str, &str, fn(&SessionReport) -> u64); 3] = [
+        (
+            "meridian_association_packets_sent_total",
+            "requests sent",
+            |s| s.verbose.packets_sent,
+        ),
+        (
+            "meridian_association_packets_received_total",
+            "genuine replies received",
+            |s| s.verbose.packets_received,
+        ),
+        (
+            "meridian_association_packets_rejected_total",
+            "replies rejected by the packet tests",
+            |s| s.verbose.packets_rejected,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help);
+        for s in sessions {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",vpn_instance=\"{}\"}} {}",
+                label(&s.source),
+                label(s.vpn_instance.as_deref().unwrap_or("")),
+                value(s)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_server_requests_total",
+        "counter",
+        "datagrams received on server sockets",
+    );
+    for c in servers {
+        let _ = writeln!(
+            out,
+            "meridian_server_requests_total{{vpn_instance=\"{}\"}} {}",
+            label(c.vpn_instance.unwrap_or("")),
+            c.received
+        );
+    }
+    family(
+        &mut out,
+        "meridian_server_responses_total",
+        "counter",
+        "replies sent",
+    );
+    for c in servers {
+        let _ = writeln!(
+            out,
+            "meridian_server_responses_total{{vpn_instance=\"{}\"}} {}",
+            label(c.vpn_instance.unwrap_or("")),
+            c.answered
+        );
+    }
+    family(
+        &mut out,
+        "meridian_server_drops_total",
+        "counter",
+        "requests not answered, by reason",
+    );
+    for c in servers {
+        for (reason, n) in &c.dropped {
+            let _ = writeln!(
+                out,
+                "meridian_server_drops_total{{vpn_instance=\"{}\",reason=\"{}\"}} {n}",
+                label(c.vpn_instance.unwrap_or("")),
+                label(reason)
+            );
+        }
+    }
+    out
+}
