@@ -141,6 +141,8 @@ pub enum ControlRequest {
 /// Control-socket answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "kebab-case")]
+// One answer per control connection: its size in memory does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ControlAnswer {
     Status(StatusReport),
     Sessions { sessions: Vec<SessionReport> },

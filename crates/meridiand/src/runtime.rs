@@ -11,6 +11,7 @@ use crate::instance::{ClientSpec, Instance, SocketRef};
 use crate::{drift, snapshot};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::{ClockAdjustment, DisciplineConfig};
+use meridian_proto::gate::ServerGate;
 use meridian_proto::report::{ControlAnswer, ControlRequest};
 use meridian_proto::system::{LocalReference, SystemConfig};
 use meridian_proto::time::{Mono, PollInterval};
@@ -154,7 +155,7 @@ impl Runtime {
         }
         let mut rng = OsEntropy::new();
         let now = mono_now();
-        let instance = Instance::new(
+        let mut instance = Instance::new(
             None,
             system_config,
             config.service.port,
@@ -164,6 +165,18 @@ impl Runtime {
             &mut rng,
         )
         .map_err(|e| e.to_string())?;
+        let receive_disabled = config
+            .interfaces
+            .iter()
+            .filter(|i| i.vpn_instance.is_none() && !i.receive)
+            .map(|i| i.name.clone())
+            .collect();
+        let gate = ServerGate::new(
+            config.access_policy(),
+            config.rate_limit.to_core(),
+            &mut rng,
+        );
+        instance.set_server_policy(gate, receive_disabled);
         let control = match ControlServer::bind(&config.control.socket) {
             Ok(c) => Some(c),
             Err(e) => {

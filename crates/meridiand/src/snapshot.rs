@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::instance::Instance;
-use meridian_proto::report::{SessionDetail, SessionReport, StatusReport};
+use meridian_proto::report::{ServerCountersReport, SessionDetail, SessionReport, StatusReport};
 use meridian_proto::system::{LocalReference, SyncSource};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::ReferenceId;
@@ -93,6 +93,16 @@ pub fn status(instance: &Instance, clock: &dyn Clock, now: Mono) -> StatusReport
         reference_time_ntp: server.reference_ts.to_string(),
         poll_log2: vars.poll.log2(),
         clock_driver: clock.name().to_owned(),
+        server_counters: Some(ServerCountersReport {
+            received: instance.counters.received,
+            answered: instance.counters.answered,
+            dropped: instance
+                .counters
+                .dropped
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        }),
     }
 }
 
