@@ -30,6 +30,20 @@ pub struct StatusReport {
     pub poll_log2: i8,
     /// Name of the clock driver in use (`system`, `read-only`, `simulated`).
     pub clock_driver: String,
+    /// Counters of the server path; absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_counters: Option<ServerCountersReport>,
+}
+
+/// What the server path did with the datagrams it received.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCountersReport {
+    pub received: u64,
+    /// Requests answered with time (including leaked rate-limited ones).
+    pub answered: u64,
+    /// Datagrams not answered with time, by reason (`access-denied`, `rate-limited`,
+    /// `rate-kod` = answered with a RATE kiss, `interface-disabled`, ...).
+    pub dropped: std::collections::BTreeMap<String, u64>,
 }
 
 /// One entry of `meridianctl sessions`.
@@ -127,6 +141,8 @@ pub enum ControlRequest {
 /// Control-socket answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "kebab-case")]
+// One answer per control connection: its size in memory does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ControlAnswer {
     Status(StatusReport),
     Sessions { sessions: Vec<SessionReport> },

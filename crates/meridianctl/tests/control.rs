@@ -57,6 +57,7 @@ fn status_report() -> StatusReport {
         reference_time_ntp: "CE2686D6.71484513".into(),
         poll_log2: 6,
         clock_driver: "read-only".into(),
+        server_counters: None,
     }
 }
 

@@ -6,9 +6,12 @@
 
 use crate::clock::Clock;
 use crate::udp::{RecvMeta, UdpSocket};
+use meridian_proto::access::{self, AccessPolicy};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
+use meridian_proto::gate::ServerGate;
+use meridian_proto::ratelimit::{self, RateLimitConfig, RateVerdict};
 use meridian_proto::server::{self, DropReason};
 use meridian_proto::system::{SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
@@ -73,6 +76,10 @@ pub struct Instance {
     servers: Vec<UdpSocket>,
     clients: Vec<ClientSocket>,
     pub counters: ServerCounters,
+    /// Access rights and rate limiter of the server path.
+    gate: ServerGate,
+    /// Interfaces with `receive = false`: everything arriving on them is dropped.
+    receive_disabled: Vec<String>,
 }
 
 impl Instance {
@@ -151,7 +158,16 @@ impl Instance {
             servers,
             clients: sockets,
             counters: ServerCounters::default(),
+            gate: ServerGate::new(AccessPolicy::open(), Some(RateLimitConfig::default()), rng),
+            receive_disabled: Vec::new(),
         })
+    }
+
+    /// Installs the access rights, the rate limiter (inside `gate`) and the names of the
+    /// interfaces that must not receive NTP messages.
+    pub fn set_server_policy(&mut self, gate: ServerGate, receive_disabled: Vec<String>) {
+        self.gate = gate;
+        self.receive_disabled = receive_disabled;
     }
 
     pub fn clients(&self) -> &[ClientSocket] {
@@ -244,6 +260,9 @@ impl Instance {
                 .or_default() += 1;
             return;
         }
+        if !self.admit(index, request, meta, now, rng) {
+            return;
+        }
         let state = system.server_state(now);
         let mut out = [0u8; wire::HEADER_LEN];
         match server::respond(request, rx_local, &state, rng, || clock.now(), &mut out) {
@@ -259,6 +278,56 @@ impl Instance {
             }
             Err(reason) => *self.counters.dropped.entry(reason.as_str()).or_default() += 1,
         }
+    }
+
+    /// The checks in front of `respond`, cheapest first: interface receive switch, loopback
+    /// source on a real interface, access right, rate. Returns whether to go on; a drop is
+    /// counted with its reason, a RATE kiss is sent here (and counted as `rate-kod`).
+    fn admit(
+        &mut self,
+        index: usize,
+        request: &[u8],
+        meta: &RecvMeta,
+        now: Mono,
+        rng: &mut dyn Entropy,
+    ) -> bool {
+        let drop = |counters: &mut ServerCounters, reason: &'static str| {
+            *counters.dropped.entry(reason).or_default() += 1;
+            false
+        };
+        if !self.receive_disabled.is_empty() {
+            let name = meta.ifindex.and_then(crate::ifname::name_of);
+            if name.is_some_and(|n| self.receive_disabled.contains(&n)) {
+                return drop(&mut self.counters, "interface-disabled");
+            }
+        }
+        let source = meta.source.ip();
+        if access::is_loopback(source)
+            && meta
+                .ifindex
+                .is_some_and(|i| !crate::ifname::is_loopback_interface(i))
+        {
+            return drop(&mut self.counters, "loopback-spoofed");
+        }
+        let admitted = match self.gate.admit(source, request, now, rng) {
+            Ok(a) => a,
+            Err(reason) => return drop(&mut self.counters, reason.as_str()),
+        };
+        if admitted.rate != RateVerdict::Kiss {
+            return true;
+        }
+        let interval = self
+            .gate
+            .limiter()
+            .map_or(std::time::Duration::ZERO, |l| l.config().interval);
+        let mut out = [0u8; wire::HEADER_LEN];
+        let Some(len) = ratelimit::rate_kiss(request, interval, &mut out) else {
+            return drop(&mut self.counters, "rate-limited");
+        };
+        if let Err(e) = self.servers[index].send(&out[..len], Some(meta.source), meta.destination) {
+            crate::debug!("kiss to {} failed: {e}", meta.source);
+        }
+        drop(&mut self.counters, "rate-kod")
     }
 
     fn client_reply(

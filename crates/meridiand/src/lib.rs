@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod drift;
 pub mod entropy;
+pub mod ifname;
 pub mod instance;
 pub mod log;
 pub mod metrics;

@@ -119,6 +119,9 @@ impl MetricsServer {
     }
 }
 
+/// A metric family over sessions: name, help text, and how to read the value.
+type Family<T> = (&'static str, &'static str, fn(&SessionReport) -> T);
+
 /// Escapes a label value (backslash, quote, newline).
 fn label(value: &str) -> String {
     value
@@ -184,7 +187,7 @@ pub fn render(
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let per_session: [(&str, &str, fn(&SessionReport) -> f64); 7] = [
+    let per_session: [Family<f64>; 7] = [
         (
             "meridian_association_reach",
             "reachability register (0-255)",
@@ -234,7 +237,7 @@ pub fn render(
             );
         }
     }
-    let counters: [(&str, &str, fn(&SessionReport) -> u64); 3] = [
+    let counters: [Family<u64>; 3] = [
         (
             "meridian_association_packets_sent_total",
             "requests sent",

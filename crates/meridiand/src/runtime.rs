@@ -11,6 +11,7 @@ use crate::instance::{Instance, SocketRef};
 use crate::metrics::{self, MetricsServer, ServerCounterView};
 use crate::{drift, snapshot, startup};
 use meridian_proto::discipline::ClockAdjustment;
+use meridian_proto::gate::ServerGate;
 use meridian_proto::report::{ControlAnswer, ControlRequest};
 use meridian_proto::system::System;
 use meridian_proto::time::Mono;
@@ -92,7 +93,23 @@ impl Runtime {
         ));
         let mut rng = OsEntropy::new();
         let now = mono_now();
-        let instances = startup::open_instances(&config, &mut system, now, &mut rng)?;
+        let mut instances = startup::open_instances(&config, &mut system, now, &mut rng)?;
+        // Access rights, rate limiting and disabled interfaces, per instance: each VPN
+        // instance has its own rate-limit table.
+        for instance in &mut instances {
+            let receive_disabled = config
+                .interfaces
+                .iter()
+                .filter(|i| i.vpn_instance == instance.name && !i.receive)
+                .map(|i| i.name.clone())
+                .collect();
+            let gate = ServerGate::new(
+                config.access_policy(),
+                config.rate_limit.to_core(),
+                &mut rng,
+            );
+            instance.set_server_policy(gate, receive_disabled);
+        }
         let metrics = match config.metrics.listen {
             None => None,
             Some(addr) => Some(

@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::instance::Instance;
-use meridian_proto::report::{SessionDetail, SessionReport, StatusReport};
+use meridian_proto::report::{ServerCountersReport, SessionDetail, SessionReport, StatusReport};
 use meridian_proto::system::{LocalReference, SourceId, SyncSource, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::ReferenceId;
@@ -104,7 +104,25 @@ pub fn status(
         reference_time_ntp: server.reference_ts.to_string(),
         poll_log2: vars.poll.log2(),
         clock_driver: clock.name().to_owned(),
+        server_counters: Some(server_totals(instances)),
     }
+}
+
+/// The server-path counters summed over every instance (metrics show them per instance).
+fn server_totals(instances: &[Instance]) -> ServerCountersReport {
+    let mut total = ServerCountersReport {
+        received: 0,
+        answered: 0,
+        dropped: Default::default(),
+    };
+    for c in instances.iter().map(|i| &i.counters) {
+        total.received += c.received;
+        total.answered += c.answered;
+        for (reason, n) in &c.dropped {
+            *total.dropped.entry((*reason).to_owned()).or_default() += n;
+        }
+    }
+    total
 }
 
 pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<SessionReport> {

@@ -62,6 +62,22 @@ pub fn format_status(report: &StatusReport, now_unix: i64) -> String {
     if let Some(vpn) = &report.vpn_instance {
         let _ = writeln!(out, "VPN instance: {vpn}");
     }
+    if let Some(c) = &report.server_counters {
+        let _ = writeln!(out, "Requests received: {}", c.received);
+        let _ = writeln!(out, "Requests answered: {}", c.answered);
+        let total: u64 = c.dropped.values().sum();
+        let reasons: Vec<String> = c
+            .dropped
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        if reasons.is_empty() {
+            let _ = writeln!(out, "Requests dropped: {total}");
+        } else {
+            let _ = writeln!(out, "Requests dropped: {total} ({})", reasons.join(", "));
+        }
+    }
     out
 }
 
@@ -87,6 +103,7 @@ pub(crate) mod tests {
             reference_time_ntp: "00000000.00000000".into(),
             poll_log2: 6,
             clock_driver: "system".into(),
+            server_counters: None,
         }
     }
 
@@ -108,10 +125,38 @@ pub(crate) mod tests {
             reference_time_ntp: "CE2686D6.71484513".into(),
             poll_log2: 6,
             clock_driver: "system".into(),
+            server_counters: None,
         }
     }
 
     const NOW: i64 = 1_767_225_600;
+
+    #[test]
+    fn server_counters_one_line_each() {
+        let mut report = synchronized();
+        let mut counters = meridian_proto::report::ServerCountersReport {
+            received: 30,
+            answered: 21,
+            ..Default::default()
+        };
+        counters.dropped.insert("access-denied".into(), 5);
+        counters.dropped.insert("rate-limited".into(), 4);
+        report.server_counters = Some(counters);
+        let text = format_status(&report, NOW);
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                "Requests dropped: 9 (access-denied 5, rate-limited 4)",
+                "Requests answered: 21",
+                "Requests received: 30",
+            ]
+        );
+        report.server_counters = Some(Default::default());
+        assert!(format_status(&report, NOW)
+            .lines()
+            .any(|l| l == "Requests dropped: 0"));
+    }
 
     #[test]
     fn unsynchronized_like_the_guide() {

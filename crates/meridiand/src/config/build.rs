@@ -71,6 +71,8 @@ pub(crate) fn read_config(d: &mut Diag<'_>, mut root: Tab<'_>) -> (Config, Sites
     let access = sub(&mut root, d, "access")
         .map_or_else(AccessConfig::default, |t| read_access(d, t, &mut sites));
     let acls = sub(&mut root, d, "acl").map_or_else(BTreeMap::new, |t| read_acls(d, t));
+    let rate_limit = sub(&mut root, d, "rate-limit")
+        .map_or_else(RateLimitSettings::default, |t| read_rate_limit(d, t));
     root.finish(d);
     let config = Config {
         service,
@@ -85,6 +87,7 @@ pub(crate) fn read_config(d: &mut Diag<'_>, mut root: Tab<'_>) -> (Config, Sites
         authentication,
         access,
         acls,
+        rate_limit,
     };
     (config, sites)
 }
@@ -142,6 +145,41 @@ fn read_service(d: &mut Diag<'_>, mut t: Tab<'_>) -> ServiceConfig {
         .map(|(p, _)| PathBuf::from(p));
     t.finish(d);
     s
+}
+
+fn read_rate_limit(d: &mut Diag<'_>, mut t: Tab<'_>) -> RateLimitSettings {
+    let mut r = RateLimitSettings::default();
+    if let Some(b) = t.bool(d, "enable") {
+        r.enable = b;
+    }
+    if let Some((x, span)) = t.duration(d, "interval", false) {
+        if (0.001..=3600.0).contains(&x) {
+            r.interval = x;
+        } else {
+            d.err(&span, "`interval` must be between 1ms and 1h");
+        }
+    }
+    if let Some((v, _)) = t.int(d, "burst", 1, 1024) {
+        r.burst = narrow(v, DEFAULT_RATE_BURST);
+    }
+    if let Some((v, span)) = t.int(d, "leak", 0, 1024) {
+        if v == 1 {
+            d.err(
+                &span,
+                "`leak` = 1 would answer every limited request; use 0 (never) or 2..=1024",
+            );
+        } else {
+            r.leak = narrow(v, DEFAULT_RATE_LEAK);
+        }
+    }
+    if let Some((v, _)) = t.int(d, "kod", 0, 1024) {
+        r.kod = narrow(v, DEFAULT_RATE_KOD);
+    }
+    if let Some((v, _)) = t.int(d, "table-size", 16, 4_194_304) {
+        r.table_size = narrow(v, DEFAULT_RATE_TABLE_SIZE);
+    }
+    t.finish(d);
+    r
 }
 
 fn read_control(d: &mut Diag<'_>, mut t: Tab<'_>) -> ControlConfig {

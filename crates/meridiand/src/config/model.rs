@@ -59,6 +59,77 @@ pub struct Config {
     pub access: AccessConfig,
     /// `[acl.N]`, by ACL number (2000..=2999).
     pub acls: BTreeMap<u32, AclConfig>,
+    /// `[rate-limit]`: per-client rate limiting of the server path.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Default `[rate-limit]` interval: one request per 8 s on average.
+pub const DEFAULT_RATE_INTERVAL: f64 = 8.0;
+/// Default `[rate-limit]` burst.
+pub const DEFAULT_RATE_BURST: u32 = 8;
+/// Default `[rate-limit]` leak: one limited request in 4 answered anyway.
+pub const DEFAULT_RATE_LEAK: u32 = 4;
+/// Default `[rate-limit]` kod: one in 4 of the other limited requests gets a RATE kiss.
+pub const DEFAULT_RATE_KOD: u32 = 4;
+/// Default `[rate-limit]` table size (client entries).
+pub const DEFAULT_RATE_TABLE_SIZE: u32 = 16384;
+
+/// `[rate-limit]` (meridian addition; chrony `ratelimit`, ntpd `discard`/`restrict limited`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitSettings {
+    /// Rate limiting on (default true).
+    pub enable: bool,
+    /// Average seconds between requests allowed per client (default 8).
+    pub interval: f64,
+    /// Requests a quiet client may send back to back, 1..=1024 (default 8).
+    pub burst: u32,
+    /// One limited request in `leak` is answered anyway; 0 = never, 2..=1024 (default 4).
+    pub leak: u32,
+    /// One of the other limited requests in `kod` gets a RATE kiss; 0 = never (default 4).
+    pub kod: u32,
+    /// Client table entries, 16..=4194304 (default 16384; rounded up to a power of two).
+    pub table_size: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            interval: DEFAULT_RATE_INTERVAL,
+            burst: DEFAULT_RATE_BURST,
+            leak: DEFAULT_RATE_LEAK,
+            kod: DEFAULT_RATE_KOD,
+            table_size: DEFAULT_RATE_TABLE_SIZE,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// The core's limiter settings; `None` when rate limiting is off.
+    pub fn to_core(&self) -> Option<meridian_proto::ratelimit::RateLimitConfig> {
+        self.enable
+            .then(|| meridian_proto::ratelimit::RateLimitConfig {
+                interval: std::time::Duration::from_secs_f64(self.interval),
+                burst: self.burst,
+                leak: self.leak,
+                kod: self.kod,
+                table_size: self.table_size as usize,
+            })
+    }
+}
+
+impl Config {
+    /// The access rights of the public network, as the core's policy. An ACL that is
+    /// referenced but missing (refused by validation) would permit nobody.
+    pub fn access_policy(&self) -> meridian_proto::access::AccessPolicy {
+        let acl = |n: Option<u32>| n.map(|n| self.acls.get(&n).cloned().unwrap_or_default());
+        meridian_proto::access::AccessPolicy {
+            peer: acl(self.access.peer),
+            server: acl(self.access.server),
+            synchronization: acl(self.access.synchronization),
+            query: acl(self.access.query),
+        }
+    }
 }
 
 /// `[service]`.
@@ -325,88 +396,10 @@ pub struct AccessConfig {
     pub query: Option<u32>,
 }
 
-/// `[acl.N]`: a basic ACL; ordered rules, first match wins.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AclConfig {
-    /// Rules in file order.
-    pub rules: Vec<AclRule>,
-}
-
-impl AclConfig {
-    /// The action of the first rule matching `addr`, `None` if no rule matches.
-    pub fn evaluate(&self, addr: IpAddr) -> Option<AclAction> {
-        self.rules
-            .iter()
-            .find(|r| r.source.contains(addr))
-            .map(|r| r.action)
-    }
-}
-
-/// One ACL rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AclRule {
-    /// What to do on a match.
-    pub action: AclAction,
-    /// Which source addresses match.
-    pub source: AclSource,
-}
-
-/// ACL rule action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AclAction {
-    /// Match grants the right.
-    Permit,
-    /// Match refuses the right.
-    Deny,
-}
-
-/// ACL rule source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AclSource {
-    /// Every address.
-    Any,
-    /// An address prefix (a bare address is a /32 or /128).
-    Prefix(IpPrefix),
-}
-
-impl AclSource {
-    /// Whether `addr` matches. IPv4-mapped IPv6 addresses match IPv4 prefixes.
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        match self {
-            AclSource::Any => true,
-            AclSource::Prefix(p) => p.contains(addr),
-        }
-    }
-}
-
-/// An IP prefix with no host bits set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpPrefix {
-    /// Network address.
-    pub addr: IpAddr,
-    /// Prefix length in bits (0..=32 or 0..=128).
-    pub len: u8,
-}
-
-impl IpPrefix {
-    /// Whether `addr` lies inside this prefix.
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-            v4 => v4,
-        };
-        match (self.addr, addr) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                mask_bits(u128::from(u32::from(net)), 32, self.len)
-                    == mask_bits(u128::from(u32::from(a)), 32, self.len)
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                mask_bits(u128::from(net), 128, self.len) == mask_bits(u128::from(a), 128, self.len)
-            }
-            _ => false,
-        }
-    }
-}
+/// `[acl.N]`: a basic ACL; ordered rules, first match wins. The types (and the matcher)
+/// belong to the protocol core, which owns access decisions.
+pub use meridian_proto::access::Acl as AclConfig;
+pub use meridian_proto::access::{AclAction, AclRule, AclSource, IpPrefix};
 
 /// Keep the top `len` bits of a `width`-bit value.
 pub(crate) fn mask_bits(value: u128, width: u32, len: u8) -> u128 {

@@ -34,7 +34,7 @@ fn marker(template: &str) -> (usize, usize) {
 }
 
 /// Every `good` value substituted for `@` parses; every `bad` one is one error at `@`.
-fn check_range(template: &str, good: &[&str], bad: &[&str]) {
+pub(super) fn check_range(template: &str, good: &[&str], bad: &[&str]) {
     for g in good {
         ok(&template.replace('@', g));
     }
