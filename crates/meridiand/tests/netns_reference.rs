@@ -93,10 +93,8 @@ fn ntpsec_ntpd_selects_chronyd() {
     });
     assert!(
         ok,
-        "ntpd did not select {server} within 60 s; last ntpq output:\n{last}\nntpd: {}\n\
-         ntpd log:\n{}\nchronyd: {}",
+        "ntpd did not select {server} within 60 s; last ntpq output:\n{last}\nntpd: {}\nchronyd: {}",
         ntpd.describe(),
-        std::fs::read_to_string(support::ntpd_log(&dir, "ntpd")).unwrap_or_default(),
         chrony.describe()
     );
     eprintln!("{test}: ntpd selected chronyd after {:?}", start.elapsed());

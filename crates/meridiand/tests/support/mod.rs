@@ -27,7 +27,7 @@ pub mod tools;
 
 pub use netns::{Host, TestNet};
 pub use procs::Proc;
-pub use reference::{ntpd_log, start_chronyd, start_ntpsec_ntpd};
+pub use reference::{start_chronyd, start_ntpsec_ntpd};
 pub use tools::{binary, find_binary, ntpdig_offset, ntpdig_query, ntpq_command, NtpdigAnswer};
 
 use std::path::{Path, PathBuf};
