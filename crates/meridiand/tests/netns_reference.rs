@@ -69,8 +69,13 @@ fn ntpsec_ntpd_selects_chronyd() {
     if !require_root(test) {
         return;
     }
-    let tools = ["chronyd", "ntpd", "ntpq"].map(|t| binary(test, t));
-    let [Some(chronyd), Some(ntpd), Some(_)] = tools else {
+    let Some(chronyd) = binary(test, "chronyd") else {
+        return;
+    };
+    let Some(ntpd) = binary(test, "ntpd") else {
+        return;
+    };
+    let Some(_) = binary(test, "ntpq") else {
         return;
     };
     let dir = temp_dir(test);
@@ -93,10 +98,8 @@ fn ntpsec_ntpd_selects_chronyd() {
     });
     assert!(
         ok,
-        "ntpd did not select {server} within 60 s; last ntpq output:\n{last}\nntpd: {}\n\
-         ntpd log:\n{}\nchronyd: {}",
+        "ntpd did not select {server} within 60 s; last ntpq output:\n{last}\nntpd: {}\nchronyd: {}",
         ntpd.describe(),
-        std::fs::read_to_string(support::ntpd_log(&dir, "ntpd")).unwrap_or_default(),
         chrony.describe()
     );
     eprintln!("{test}: ntpd selected chronyd after {:?}", start.elapsed());

@@ -32,7 +32,7 @@ pub use meridian::{
 };
 pub use netns::{Host, TestNet};
 pub use procs::Proc;
-pub use reference::{ntpd_log, start_chronyd, start_ntpsec_ntpd};
+pub use reference::{start_chronyd, start_ntpsec_ntpd};
 pub use tools::{binary, find_binary, ntpdig_offset, ntpdig_query, ntpq_command, NtpdigAnswer};
 
 use std::path::{Path, PathBuf};
@@ -57,8 +57,16 @@ pub fn require_root(test: &str) -> bool {
     if in_ci() {
         panic!("{test}: CI=true but not running as root (euid {euid}); network-namespace tests need root");
     }
-    eprintln!("SKIPPED {test}: needs root for network namespaces");
+    skip(test, "needs root for network namespaces");
     false
+}
+
+/// Prints `SKIPPED <test>: <why>` straight to the process's stderr. The test
+/// harness captures `eprintln!` output of passing tests, so a skip reported
+/// that way would be invisible; a direct write is always shown.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// Polls `f` every `poll` until it returns true or `timeout` has passed.

@@ -6,7 +6,7 @@
 //! live in the test's temp dir, named after `tag` so several daemons can share
 //! one dir.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::netns::Host;
 use super::procs::Proc;
@@ -41,29 +41,29 @@ pub fn start_chronyd(chronyd: &Path, host: &Host, dir: &Path, tag: &str, extra: 
     host.spawn(chronyd, args, &dir.join(format!("{tag}.log")))
 }
 
-/// Starts NTPsec `ntpd -n -c DIR/TAG.conf` in `host`; its stdout/stderr go to
-/// `DIR/TAG.out` and its own log (`logfile`) to `DIR/TAG.log`. Base config:
-/// `disable ntp`, `disable kernel`, `pidfile`, `driftfile`; `extra` lines
+/// Starts NTPsec `ntpd -n -c DIR/TAG.conf` in `host`, log (ntpd logs to
+/// stderr with `-n`) in `DIR/TAG.log`. Base config:
+/// `disable ntp`, `disable kernel`, `restrict default`/`127.0.0.1`/`::1`
+/// (mode 6 allowed, for ntpq), `pidfile`, `driftfile`; `extra` lines
 /// are appended (e.g. `server ADDR iburst minpoll 4`).
 pub fn start_ntpsec_ntpd(ntpd: &Path, host: &Host, dir: &Path, tag: &str, extra: &[&str]) -> Proc {
     let conf = dir.join(format!("{tag}.conf"));
     let base = [
         "disable ntp".to_owned(),
         "disable kernel".to_owned(),
+        // Without explicit restrict lines ntpd 1.2.2 ignores mode 6, so ntpq
+        // times out; these allow queries from the test network and localhost.
+        "restrict default".to_owned(),
+        "restrict 127.0.0.1".to_owned(),
+        "restrict ::1".to_owned(),
         format!("pidfile {}", dir.join(format!("{tag}.pid")).display()),
         format!("driftfile {}", dir.join(format!("{tag}.drift")).display()),
-        format!("logfile {}", ntpd_log(dir, tag).display()),
     ];
     write_conf(&conf, &base, extra);
     let conf_s = conf.to_string_lossy().into_owned();
     host.spawn(
         ntpd,
         ["-n", "-c", conf_s.as_str()],
-        &dir.join(format!("{tag}.out")),
+        &dir.join(format!("{tag}.log")),
     )
-}
-
-/// Path of the `logfile` [`start_ntpsec_ntpd`] configures.
-pub fn ntpd_log(dir: &Path, tag: &str) -> PathBuf {
-    dir.join(format!("{tag}.log"))
 }

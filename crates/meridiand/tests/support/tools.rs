@@ -72,7 +72,7 @@ pub fn binary(test: &str, name: &str) -> Option<PathBuf> {
     if super::in_ci() {
         panic!("{test}: required tool {name} not found under CI; {hint}");
     }
-    eprintln!("SKIPPED {test}: {name} not found; {hint}");
+    super::skip(test, &format!("{name} not found; {hint}"));
     None
 }
 
