@@ -148,7 +148,11 @@ fn read_service(d: &mut Diag<'_>, mut t: Tab<'_>) -> ServiceConfig {
 }
 
 fn read_rate_limit(d: &mut Diag<'_>, mut t: Tab<'_>) -> RateLimitSettings {
-    let mut r = RateLimitSettings::default();
+    // Writing the table turns rate limiting on, unless it says `enable = false`.
+    let mut r = RateLimitSettings {
+        enable: true,
+        ..RateLimitSettings::default()
+    };
     if let Some(b) = t.bool(d, "enable") {
         r.enable = b;
     }

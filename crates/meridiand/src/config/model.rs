@@ -77,7 +77,8 @@ pub const DEFAULT_RATE_TABLE_SIZE: u32 = 16384;
 /// `[rate-limit]` (meridian addition; chrony `ratelimit`, ntpd `discard`/`restrict limited`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitSettings {
-    /// Rate limiting on (default true).
+    /// Rate limiting on. Off without a `[rate-limit]` table (as in chrony: a router often
+    /// serves many clients behind one NAT address); writing the table turns it on.
     pub enable: bool,
     /// Average seconds between requests allowed per client (default 8).
     pub interval: f64,
@@ -94,7 +95,7 @@ pub struct RateLimitSettings {
 impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
-            enable: true,
+            enable: false,
             interval: DEFAULT_RATE_INTERVAL,
             burst: DEFAULT_RATE_BURST,
             leak: DEFAULT_RATE_LEAK,

@@ -10,8 +10,16 @@ use meridian_proto::wire::Mode;
 
 #[test]
 fn rate_limit_defaults_follow_chrony() {
-    let c = ok("");
-    let core = c.rate_limit.to_core().expect("on by default");
+    assert_eq!(
+        ok("").rate_limit.to_core(),
+        None,
+        "off without a [rate-limit] table, as in chrony"
+    );
+    let c = ok("[rate-limit]\n");
+    let core = c
+        .rate_limit
+        .to_core()
+        .expect("on once the table is written");
     assert_eq!(core.interval, Duration::from_secs(8));
     assert_eq!(
         (core.burst, core.leak, core.kod, core.table_size),
