@@ -4,7 +4,7 @@
 use meridian_proto::entropy::Entropy;
 use meridian_proto::time::{NtpDuration, NtpTimestamp};
 
-/// True time 0 of every simulation, as a Unix time (2026-01-01T00:00:00Z).
+/// Default true time 0 of a simulation, as a Unix time (2026-01-01T00:00:00Z).
 pub const EPOCH_UNIX: i64 = 1_767_225_600;
 
 /// The error of a clock is kept as an f64 offset from true time, advanced piecewise: between
@@ -21,6 +21,8 @@ pub struct SimClock {
     pub correction_ppm: f64,
     /// Standard deviation of the frequency random walk, ppm per sqrt(second).
     pub wander_ppm: f64,
+    /// Unix time of true time 0.
+    pub epoch_unix: i64,
 }
 
 impl SimClock {
@@ -31,6 +33,7 @@ impl SimClock {
             frequency_error_ppm,
             correction_ppm: 0.0,
             wander_ppm,
+            epoch_unix: EPOCH_UNIX,
         }
     }
 
@@ -54,7 +57,7 @@ impl SimClock {
 
     /// Reading of this clock at true time `t` (after `advance(t)`).
     pub fn read(&self, t: f64) -> NtpTimestamp {
-        true_timestamp(t)
+        true_timestamp(self.epoch_unix, t)
             + NtpDuration::from_seconds(
                 self.offset
                     + (t - self.last) * (self.frequency_error_ppm + self.correction_ppm) * 1e-6,
@@ -67,9 +70,9 @@ impl SimClock {
 }
 
 /// The NTP timestamp of true time `t`.
-pub fn true_timestamp(t: f64) -> NtpTimestamp {
+pub fn true_timestamp(epoch_unix: i64, t: f64) -> NtpTimestamp {
     let whole = t.floor();
-    NtpTimestamp::from_unix(EPOCH_UNIX + whole as i64, ((t - whole) * 1e9) as u32)
+    NtpTimestamp::from_unix(epoch_unix + whole as i64, ((t - whole) * 1e9) as u32)
 }
 
 /// A standard normal deviate (Box-Muller).

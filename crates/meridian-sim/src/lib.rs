@@ -136,6 +136,8 @@ pub struct NodeSpec {
     pub local_reference_stratum: Option<u8>,
     pub precision: i8,
     pub discipline: DisciplineConfig,
+    /// Unix time at which the simulation starts (all nodes of one simulation should agree).
+    pub epoch_unix: i64,
 }
 
 impl Default for NodeSpec {
@@ -147,6 +149,7 @@ impl Default for NodeSpec {
             local_reference_stratum: None,
             precision: -24,
             discipline: DisciplineConfig::default(),
+            epoch_unix: clock::EPOCH_UNIX,
         }
     }
 }
@@ -181,10 +184,12 @@ impl Simulation {
             min_survivors: 1,
         };
         let mut system = System::new(config);
-        system.housekeeping(mono(0.0), clock::true_timestamp(0.0));
+        system.housekeeping(mono(0.0), clock::true_timestamp(spec.epoch_unix, 0.0));
+        let mut clock = SimClock::new(spec.initial_offset, spec.frequency_ppm, spec.wander_ppm);
+        clock.epoch_unix = spec.epoch_unix;
         self.nodes.push(Node {
             system,
-            clock: SimClock::new(spec.initial_offset, spec.frequency_ppm, spec.wander_ppm),
+            clock,
             upstream: Vec::new(),
             steps: 0,
         });

@@ -12,6 +12,7 @@ struct Outcome {
 }
 
 struct Scenario {
+    epoch_unix: i64,
     seed: u64,
     offset: f64,
     ppm: f64,
@@ -61,6 +62,7 @@ fn run(s: Scenario) -> Outcome {
 fn two_seconds_off_fifty_ppm_hundred_microseconds_jitter() {
     for seed in 1..=3 {
         let o = run(Scenario {
+            epoch_unix: meridian_sim::clock::EPOCH_UNIX,
             seed,
             offset: 2.0,
             ppm: 50.0,
@@ -97,6 +99,7 @@ fn two_seconds_off_fifty_ppm_hundred_microseconds_jitter() {
 #[test]
 fn small_offset_is_slewed_not_stepped() {
     let o = run(Scenario {
+        epoch_unix: meridian_sim::clock::EPOCH_UNIX,
         seed: 9,
         offset: 0.05,
         ppm: -20.0,
@@ -114,4 +117,34 @@ fn small_offset_is_slewed_not_stepped() {
     );
     assert_eq!(o.steps, 0, "50 ms is below the step threshold");
     assert!(o.after.max_abs < 100e-6, "max {}", o.after.max_abs);
+}
+
+#[test]
+fn synchronization_across_the_2036_era_rollover() {
+    // Start 10 minutes before 2036-02-07T06:28:16Z, when NTP timestamps wrap to era 1.
+    let rollover_unix = 2_085_978_496;
+    let o = run(Scenario {
+        epoch_unix: rollover_unix - 600,
+        seed: 4,
+        offset: 0.5,
+        ppm: 30.0,
+        link: Link::lan(0.0005, 0.0001),
+        minpoll: 4,
+        maxpoll: 6,
+        duration: 2.0 * 3600.0,
+        settle: 1800.0,
+    });
+    eprintln!(
+        "era: sync {:?}, RMS {:.1} us, max {:.1} us",
+        o.sync_time,
+        o.after.rms * 1e6,
+        o.after.max_abs * 1e6
+    );
+    assert!(o.synchronized);
+    assert_eq!(o.steps, 1, "one initial step, none at the rollover");
+    assert!(
+        o.after.max_abs < 100e-6,
+        "max {} across the rollover",
+        o.after.max_abs
+    );
 }
