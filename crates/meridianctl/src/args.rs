@@ -32,7 +32,7 @@ pub enum Command {
     /// Associations [display ntp-service sessions [verbose]].
     Sessions(SessionsArgs),
     /// Chain of servers back to the primary reference [display ntp-service trace].
-    Trace(JsonFlag),
+    Trace(TraceArgs),
     /// One-shot measurement against an NTP server; needs no daemon.
     Query(QueryArgs),
     /// Make the daemon re-read its configuration.
@@ -54,6 +54,24 @@ pub struct SessionsArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
     /// Print the report as JSON (a list of sessions).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Where to start: HOST or HOST:PORT (default: this device, 127.0.0.1, on the port of
+    /// `--config`'s `[service] port`, else 123). Upstream servers are queried on the same port.
+    #[arg(value_name = "HOST[:PORT]")]
+    pub start: Option<String>,
+    /// Seconds to wait for each server.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
+    pub timeout: f64,
+    /// Give up after this many servers.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_hops: u32,
+    /// Print the chain as JSON (a list of hops).
     #[arg(long)]
     pub json: bool,
 }

@@ -11,12 +11,40 @@ use crate::control;
 use crate::display;
 use crate::error::CtlError;
 use crate::query;
+use crate::trace;
 
 /// Executes the verb of `cli`.
 pub fn run(cli: &Cli) -> Result<(), CtlError> {
     match &cli.command {
         Command::Query(args) => query::run(args),
-        Command::Trace(_) => Err(CtlError::failed("trace: not supported by this daemon yet")),
+        Command::Trace(args) => {
+            let default_port = match cli.config.as_deref() {
+                Some(path) => control::port_from_config(path)?.unwrap_or(123),
+                None => 123,
+            };
+            let start = trace::start_address(args.start.as_deref(), default_port)?;
+            let timeout = std::time::Duration::from_secs_f64(args.timeout);
+            let (hops, end) = trace::walk(start, start.port(), timeout, args.max_hops as usize)?;
+            if args.json {
+                print_json(&hops)?;
+            } else {
+                print!("{}", display::format_trace(&hops));
+            }
+            match end {
+                trace::End::Primary(_) | trace::End::LocalClock(_) => Ok(()),
+                trace::End::Unsynchronized => Err(CtlError::failed(
+                    "trace: the last server is not synchronized",
+                )),
+                trace::End::Opaque(id) => Err(CtlError::failed(format!(
+                    "trace: cannot follow reference id {id} (not an IPv4 address)"
+                ))),
+                trace::End::Loop(ip) => Err(CtlError::failed(format!("trace: loop at {ip}"))),
+                trace::End::Timeout(server) => {
+                    Err(CtlError::failed(format!("trace: no answer from {server}")))
+                }
+                trace::End::TooManyHops => Err(CtlError::failed("trace: too many servers")),
+            }
+        }
         Command::Status(flag) => {
             let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
             match ask(&socket, &ControlRequest::Status)? {

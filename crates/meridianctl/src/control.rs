@@ -49,6 +49,20 @@ pub fn socket_from_config(text: &str) -> Result<Option<PathBuf>, String> {
     }
 }
 
+/// The `[service] port` of a daemon configuration file (TOML), if it sets one.
+pub fn port_from_config(path: &Path) -> Result<Option<u16>, CtlError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CtlError::failed(format!("cannot read {}: {e}", path.display())))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| CtlError::failed(format!("{}: {e}", path.display())))?;
+    let port = table
+        .get("service")
+        .and_then(|s| s.get("port"))
+        .and_then(|p| p.as_integer());
+    Ok(port.and_then(|p| u16::try_from(p).ok()))
+}
+
 /// Sends `request` to the daemon at `path` and returns its answer. A daemon-side
 /// `ControlAnswer::Error` is turned into a failure carrying the daemon's message.
 pub fn exchange(path: &Path, request: &ControlRequest) -> Result<ControlAnswer, CtlError> {

@@ -191,14 +191,7 @@ pub fn run(args: &QueryArgs) -> Result<(), CtlError> {
         .map_err(|e| CtlError::failed(format!("cannot resolve {host}: {e}")))?
         .next()
         .ok_or_else(|| CtlError::failed(format!("{host} has no address")))?;
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal address")
-    } else {
-        "[::]:0".parse().expect("literal address")
-    };
-    let socket = UdpSocket::bind(bind)
-        .and_then(|s| s.connect(server).map(|()| s))
-        .map_err(|e| CtlError::failed(format!("cannot open a socket to {server}: {e}")))?;
+    let socket = connect(server)?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let interval = Duration::from_secs_f64(args.interval);
 
@@ -227,34 +220,39 @@ pub fn run(args: &QueryArgs) -> Result<(), CtlError> {
     }
 }
 
-/// Sends one request and waits for its answer; prints what happened.
-fn query_once(
+/// What one request brought back.
+pub enum Exchange {
+    Answer {
+        report: QueryReport,
+        unsynchronized: bool,
+    },
+    Kiss(String),
+    /// Nothing valid before the timeout; the last discarded reply's reason, if any.
+    Timeout(Option<&'static str>),
+    Error(String),
+}
+
+/// Sends one request with a random transmit timestamp on a connected socket and waits up to
+/// `timeout` for the answer that matches it.
+pub fn exchange(
     socket: &UdpSocket,
     server: SocketAddr,
-    args: &QueryArgs,
+    version: u8,
     timeout: Duration,
-) -> Result<Outcome, CtlError> {
+) -> Result<Exchange, CtlError> {
     let sent = NtpTimestamp::from_bits(random_u64()?);
-    let request = build_request(args.version, sent);
+    let request = build_request(version, sent);
     let deadline = Instant::now() + timeout;
     let t1 = realtime_now();
     if let Err(e) = socket.send(&request) {
-        eprintln!("query {server}: send failed: {e}");
-        return Ok(Outcome::Failed);
+        return Ok(Exchange::Error(format!("send failed: {e}")));
     }
     let mut discarded: Option<&'static str> = None;
     let mut buf = [0u8; 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let why = discarded
-                .map(|d| format!(" (discarded a reply: {d})"))
-                .unwrap_or_default();
-            eprintln!(
-                "query {server}: no valid answer within {} s{why}",
-                timeout.as_secs_f64()
-            );
-            return Ok(Outcome::Failed);
+            return Ok(Exchange::Timeout(discarded));
         }
         socket
             .set_read_timeout(Some(left))
@@ -271,10 +269,7 @@ fn query_once(
             {
                 continue
             }
-            Err(e) => {
-                eprintln!("query {server}: {e}");
-                return Ok(Outcome::Failed);
-            }
+            Err(e) => return Ok(Exchange::Error(e.to_string())),
         };
         let t4 = realtime_now();
         match evaluate(&buf[..len], from, server, sent, t1, t4) {
@@ -282,23 +277,70 @@ fn query_once(
                 report,
                 unsynchronized,
             } => {
-                if args.json {
-                    let line = serde_json::to_string(&report)
-                        .map_err(|e| CtlError::failed(format!("json: {e}")))?;
-                    println!("{line}");
-                } else {
-                    println!("{}", format_answer(&report));
-                }
-                if unsynchronized {
-                    eprintln!("query {server}: warning: the server is not synchronized");
-                }
-                return Ok(Outcome::Answered);
+                return Ok(Exchange::Answer {
+                    report,
+                    unsynchronized,
+                })
             }
-            Verdict::Kiss { code } => {
-                eprintln!("query {server}: kiss-o'-death {code}");
-                return Ok(Outcome::Kissed);
-            }
+            Verdict::Kiss { code } => return Ok(Exchange::Kiss(code)),
             Verdict::Discard(why) => discarded = Some(why),
+        }
+    }
+}
+
+/// A UDP socket connected to `server`, from an ephemeral port.
+pub fn connect(server: SocketAddr) -> Result<UdpSocket, CtlError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal address")
+    } else {
+        "[::]:0".parse().expect("literal address")
+    };
+    UdpSocket::bind(bind)
+        .and_then(|s| s.connect(server).map(|()| s))
+        .map_err(|e| CtlError::failed(format!("cannot open a socket to {server}: {e}")))
+}
+
+/// Sends one request and waits for its answer; prints what happened.
+fn query_once(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    args: &QueryArgs,
+    timeout: Duration,
+) -> Result<Outcome, CtlError> {
+    match exchange(socket, server, args.version, timeout)? {
+        Exchange::Answer {
+            report,
+            unsynchronized,
+        } => {
+            if args.json {
+                let line = serde_json::to_string(&report)
+                    .map_err(|e| CtlError::failed(format!("json: {e}")))?;
+                println!("{line}");
+            } else {
+                println!("{}", format_answer(&report));
+            }
+            if unsynchronized {
+                eprintln!("query {server}: warning: the server is not synchronized");
+            }
+            Ok(Outcome::Answered)
+        }
+        Exchange::Kiss(code) => {
+            eprintln!("query {server}: kiss-o'-death {code}");
+            Ok(Outcome::Kissed)
+        }
+        Exchange::Timeout(discarded) => {
+            let why = discarded
+                .map(|d| format!(" (discarded a reply: {d})"))
+                .unwrap_or_default();
+            eprintln!(
+                "query {server}: no valid answer within {} s{why}",
+                timeout.as_secs_f64()
+            );
+            Ok(Outcome::Failed)
+        }
+        Exchange::Error(e) => {
+            eprintln!("query {server}: {e}");
+            Ok(Outcome::Failed)
         }
     }
 }

@@ -336,10 +336,20 @@ fn garbage_answer_fails() {
 }
 
 #[test]
-fn trace_is_not_supported_yet() {
-    let out = ctl(&["trace"]);
+fn trace_without_an_answer_fails_clearly() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = format!("127.0.0.1:{port}");
+    let out = ctl(&["trace", &start, "--timeout", "0.5"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("trace: not supported by this daemon yet"));
+    assert!(
+        text(&out.stderr).contains(&format!("trace: no answer from {start}")),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

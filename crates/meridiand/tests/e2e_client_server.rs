@@ -187,3 +187,65 @@ fn meridianctl_shows_status_and_sessions_in_the_guides_layout() {
     );
     assert!(verbose.contains("local mode: client"), "{verbose}");
 }
+
+#[test]
+fn trace_walks_three_daemons_to_the_primary_reference() {
+    let test = "trace_walks_three_daemons_to_the_primary_reference";
+    if !require_root(test) {
+        return;
+    }
+    let Some(ctl) = meridianctl_bin(test) else {
+        return;
+    };
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 3);
+    let (a, _) = start_meridiand(net.host(0), dir.path(), "a", &local_server_config(1));
+    let a_ip = net.host(0).ipv4().to_string();
+    let b_ip = net.host(1).ipv4().to_string();
+    let (b, b_sock) = start_meridiand(
+        net.host(1),
+        dir.path(),
+        "b",
+        &simulated_client_config(&a_ip, "+0.1s", 5.0),
+    );
+    let (c, c_sock) = start_meridiand(
+        net.host(2),
+        dir.path(),
+        "c",
+        &simulated_client_config(&b_ip, "-0.1s", -5.0),
+    );
+    for (sock, proc) in [(&b_sock, &b), (&c_sock, &c)] {
+        wait_synchronized(sock, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no sync:\n{}", proc.log()));
+    }
+    let out = net.host(2).run(&ctl, ["trace"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        a.log()
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("server 127.0.0.1,stratum 3, offset "),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("server {b_ip},stratum 2, offset ")),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("server {a_ip},stratum 1, offset ")),
+        "{text}"
+    );
+    assert!(lines[0].contains("synch distance"), "{text}");
+    assert_eq!(lines[3], "refid LOCL");
+
+    let out = net.host(2).run(&ctl, ["trace", "--json"]);
+    let hops: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(hops.as_array().unwrap().len(), 3);
+    assert_eq!(hops[2]["reference_id"], "LOCL");
+    assert_eq!(hops[1]["server"], b_ip);
+}

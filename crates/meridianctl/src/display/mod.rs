@@ -9,3 +9,4 @@ pub mod trace;
 pub use sessions::{format_sessions_brief, format_sessions_verbose};
 pub use status::format_status;
 pub use time::now_unix;
+pub use trace::format_trace;

@@ -7,8 +7,6 @@ use std::fmt::Write;
 use meridian_proto::report::TraceHop;
 
 /// Renders the chain, nearest server first.
-// Unused until the daemon answers trace requests (mode 6); the verb reports that for now.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn format_trace(hops: &[TraceHop]) -> String {
     let mut out = String::new();
     for hop in hops {
