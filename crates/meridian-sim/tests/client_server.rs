@@ -27,11 +27,13 @@ fn run(s: Scenario) -> Outcome {
     let mut sim = Simulation::new(s.seed);
     let server = sim.add_node(NodeSpec {
         local_reference_stratum: Some(1),
+        epoch_unix: s.epoch_unix,
         ..Default::default()
     });
     let client = sim.add_node(NodeSpec {
         initial_offset: s.offset,
         frequency_ppm: s.ppm,
+        epoch_unix: s.epoch_unix,
         ..Default::default()
     });
     sim.set_link(client, server, s.link);
