@@ -14,6 +14,8 @@ pub(crate) struct IfaceDraft {
     pub comware: String,
     /// Where the name was written.
     pub pos: Pos,
+    /// The `interface` line, counted as skipped if the view has no NTP command.
+    pub header: Line,
     /// `ip binding vpn-instance NAME`.
     pub vpn: Option<String>,
     /// Linux name, resolved at the first NTP command of the view.
@@ -28,10 +30,11 @@ pub(crate) struct IfaceDraft {
 }
 
 impl IfaceDraft {
-    pub(crate) fn new(comware: String, pos: Pos) -> Self {
+    pub(crate) fn new(comware: String, pos: Pos, header: Line) -> Self {
         IfaceDraft {
             comware,
             pos,
+            header,
             vpn: None,
             linux: None,
             has_ntp: false,
@@ -244,7 +247,11 @@ pub(crate) fn finish(d: &mut Draft<'_>) -> Vec<InterfaceConfig> {
     let drafts = std::mem::take(&mut d.interfaces);
     let mut out = Vec::new();
     for f in drafts {
-        let Some(name) = f.linux.filter(|n| !n.is_empty() && f.has_ntp) else {
+        if !f.has_ntp {
+            d.skip(&f.header);
+            continue;
+        }
+        let Some(name) = f.linux.filter(|n| !n.is_empty()) else {
             continue;
         };
         if let Some(v) = &f.vpn {

@@ -223,7 +223,11 @@ impl<'s> Draft<'s> {
     /// Count a line that is not about NTP.
     pub(crate) fn skip(&mut self, line: &Line) {
         self.skipped += 1;
-        if self.first_skipped.is_none() {
+        let earliest = match &self.first_skipped {
+            None => true,
+            Some((no, _)) => line.no < *no,
+        };
+        if earliest {
             self.first_skipped = Some((line.no, line.text()));
         }
     }
@@ -319,7 +323,8 @@ impl<'s> Draft<'s> {
         {
             return View::Interface(i);
         }
-        self.interfaces.push(iface::IfaceDraft::new(name, pos));
+        self.interfaces
+            .push(iface::IfaceDraft::new(name, pos, line.clone()));
         View::Interface(self.interfaces.len() - 1)
     }
 
