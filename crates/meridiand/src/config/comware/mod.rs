@@ -385,10 +385,14 @@ impl<'s> Draft<'s> {
         }
         let mut warnings = Vec::new();
         if let Some((no, text)) = self.first_skipped {
+            let what = if self.skipped == 1 {
+                "line that is not an NTP command"
+            } else {
+                "lines that are not NTP commands"
+            };
             warnings.push(format!(
-                "skipped {} line{} that are not NTP commands (the first at line {no}: `{text}`)",
-                self.skipped,
-                if self.skipped == 1 { "" } else { "s" },
+                "skipped {} {what} (the first at line {no}: `{text}`)",
+                self.skipped
             ));
         }
         Ok((config, warnings))
