@@ -37,6 +37,16 @@ pub enum Command {
     Query(QueryArgs),
     /// Make the daemon re-read its configuration.
     Reload,
+    /// Print a configuration file (Comware commands or TOML) as the equivalent TOML.
+    Convert(ConvertArgs),
+}
+
+/// Arguments of `convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Comware command file (its side file FILE.toml is read when present) or TOML file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// `--json` alone.

@@ -45,6 +45,7 @@ pub fn run(cli: &Cli) -> Result<(), CtlError> {
                 trace::End::TooManyHops => Err(CtlError::failed("trace: too many servers")),
             }
         }
+        Command::Convert(args) => convert(&args.file),
         Command::Status(flag) => {
             let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
             match ask(&socket, &ControlRequest::Status)? {
@@ -81,6 +82,27 @@ pub fn run(cli: &Cli) -> Result<(), CtlError> {
                 }
                 other => Err(unexpected(&socket, &other)),
             }
+        }
+    }
+}
+
+/// `convert FILE`: the equivalent TOML on stdout, warnings on stderr; every error (with its
+/// line and column) fails the verb.
+fn convert(path: &Path) -> Result<(), CtlError> {
+    match meridiand::config::load_any(path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                eprintln!("meridianctl: {}: {w}", path.display());
+            }
+            print!("{}", meridiand::config::to_toml(&config));
+            Ok(())
+        }
+        Err(errors) => {
+            let report: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}:{e}", path.display()))
+                .collect();
+            Err(CtlError::failed(report.join("\n")))
         }
     }
 }

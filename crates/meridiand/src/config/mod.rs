@@ -6,6 +6,7 @@
 //! references between tables. Only a TOML syntax error stops early.
 
 mod build;
+pub mod comware;
 mod duration;
 mod keys;
 mod model;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 // Part of the public API even where the daemon does not use them yet.
+pub use comware::{parse_comware, to_toml};
 #[allow(unused_imports)]
 pub use duration::parse_duration;
 #[allow(unused_imports)]
@@ -63,7 +65,19 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
 /// Read, parse and validate a configuration file, including its keys file (a relative
 /// `keys-file` is resolved against the directory of `path`). An I/O error on the
 /// configuration file is one error at 0:0.
+///
+/// A file of Comware NTP commands (see [`comware::is_comware`]) is read by [`comware`], with
+/// its side file; its warning (the count of skipped lines) is logged.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let (config, warnings) = load_any(path)?;
+    for w in warnings {
+        crate::warn!("{}: {w}", path.display());
+    }
+    Ok(config)
+}
+
+/// [`load`] for either format, returning the warnings instead of logging them.
+pub fn load_any(path: &Path) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
             line: 0,
@@ -71,8 +85,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
             message: format!("cannot read {}: {e}", path.display()),
         }]
     })?;
+    if comware::is_comware(path, &text) {
+        return comware::load_comware(path, &text);
+    }
     let base = path.parent().unwrap_or(Path::new("."));
-    parse_with(&text, Some(base))
+    parse_with(&text, Some(base)).map(|c| (c, Vec::new()))
 }
 
 /// For `meridiand --check-config FILE`: the configuration, or a report with one
