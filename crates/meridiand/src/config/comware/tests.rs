@@ -290,6 +290,12 @@ socket = "/tmp/m \"q\".sock"
 mode6 = false
 [metrics]
 listen = "[::1]:9975"
+[rate-limit]
+interval = "2.5s"
+burst = 3
+leak = 0
+kod = 2
+table-size = 1024
 [clock]
 driver = "simulated"
 step-threshold = "0.1s"

@@ -66,6 +66,16 @@ pub fn to_toml(c: &Config) -> String {
             }
         }
     }
+    let r = &c.rate_limit;
+    if *r != RateLimitSettings::default() {
+        o.push_str("\n[rate-limit]\n");
+        kv(&mut o, "enable", r.enable);
+        kv(&mut o, "interval", seconds(r.interval));
+        kv(&mut o, "burst", r.burst);
+        kv(&mut o, "leak", r.leak);
+        kv(&mut o, "kod", r.kod);
+        kv(&mut o, "table-size", r.table_size);
+    }
     for (n, acl) in &c.acls {
         let _ = writeln!(o, "\n[acl.{n}]");
         let rules: Vec<String> = acl
