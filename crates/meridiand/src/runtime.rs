@@ -282,6 +282,10 @@ impl Runtime {
         let result = match adjustment {
             ClockAdjustment::None => return,
             ClockAdjustment::Frequency { frequency_ppm } => {
+                crate::debug!(
+                    "offset {:+.6} s, frequency {frequency_ppm:+.3} ppm",
+                    self.system.vars().offset
+                );
                 self.clock.set_frequency_ppm(frequency_ppm)
             }
             ClockAdjustment::Step {

@@ -100,7 +100,11 @@ fn client_synchronizes_to_server(test: &str, v6: bool) {
     // And it still does a little later: the frequency error is corrected, not just the offset.
     std::thread::sleep(Duration::from_secs(8));
     let later = ntpdig_query(net.host(0), client_ip).expect("answer").offset;
-    assert!(later.abs() < 1e-3, "served time drifted to {later} s");
+    assert!(
+        later.abs() < 1e-3,
+        "served time drifted to {later} s:\n{}",
+        client.log()
+    );
     assert!(client.is_running() && server.is_running());
 }
 
