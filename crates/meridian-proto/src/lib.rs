@@ -5,11 +5,13 @@
 //! the daemon (or the simulator) executes. See `docs/architecture.md` for the data flow.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod checks;
 pub mod client;
 pub mod discipline;
 pub mod entropy;
 pub mod filter;
+pub mod keys;
 pub mod report;
 pub mod select;
 pub mod server;
