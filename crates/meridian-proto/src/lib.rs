@@ -18,3 +18,6 @@ pub mod server;
 pub mod system;
 pub mod time;
 pub mod wire;
+
+#[cfg(test)]
+mod auth_rules_tests;
