@@ -8,6 +8,7 @@ use crate::udp::{RecvMeta, UdpSocket};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
+use meridian_proto::keys::KeyTable;
 use meridian_proto::server::{self, DropReason};
 use meridian_proto::system::{SourceId, System, SystemConfig};
 use meridian_proto::time::{Mono, NtpTimestamp};
@@ -61,6 +62,8 @@ pub struct Instance {
     servers: Vec<UdpSocket>,
     clients: Vec<ClientSocket>,
     pub counters: ServerCounters,
+    /// Keys for authenticated requests (empty: authentication disabled).
+    pub server_keys: KeyTable,
 }
 
 impl Instance {
@@ -112,6 +115,7 @@ impl Instance {
             servers,
             clients: sockets,
             counters: ServerCounters::default(),
+            server_keys: KeyTable::new(),
         })
     }
 
@@ -202,8 +206,17 @@ impl Instance {
             return;
         }
         let state = self.system.server_state(now);
-        let mut out = [0u8; wire::HEADER_LEN];
-        match server::respond(request, rx_local, &state, rng, || clock.now(), &mut out) {
+        let mut out = [0u8; server::MAX_REPLY_LEN];
+        let keys = &self.server_keys;
+        match server::respond_with_keys(
+            request,
+            rx_local,
+            &state,
+            keys,
+            rng,
+            || clock.now(),
+            &mut out,
+        ) {
             Ok(len) => {
                 let socket = &self.servers[index];
                 match socket.send(&out[..len], Some(meta.source), meta.destination) {
@@ -233,10 +246,7 @@ impl Instance {
                 return None;
             }
         };
-        match self
-            .system
-            .handle_reply(client.id, now, rx_local, &packet.header)
-        {
+        match self.system.handle_reply(client.id, now, rx_local, &packet) {
             Ok(adj) => Some(adj),
             Err(reason) => {
                 crate::debug!("reply from {} rejected: {reason}", client.remote);

@@ -133,6 +133,7 @@ impl Runtime {
             initial_frequency_ppm: initial_frequency,
             min_survivors: 1,
         };
+        let keys = crate::auth::key_table(&config.authentication)?;
         let mut clients = Vec::new();
         for server in config
             .unicast_servers
@@ -148,13 +149,14 @@ impl Runtime {
                     minpoll: PollInterval::new(server.minpoll),
                     maxpoll: PollInterval::new(server.maxpoll),
                     iburst: server.iburst,
+                    key: crate::auth::association_key(&keys, server.key_id)?,
                 },
                 prefer: server.priority,
             });
         }
         let mut rng = OsEntropy::new();
         let now = mono_now();
-        let instance = Instance::new(
+        let mut instance = Instance::new(
             None,
             system_config,
             config.service.port,
@@ -164,6 +166,7 @@ impl Runtime {
             &mut rng,
         )
         .map_err(|e| e.to_string())?;
+        instance.server_keys = keys;
         let control = match ControlServer::bind(&config.control.socket) {
             Ok(c) => Some(c),
             Err(e) => {
