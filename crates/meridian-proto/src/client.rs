@@ -12,11 +12,20 @@
 //! same): every header field is zero except version and mode, and the transmit timestamp is a
 //! random nonce that the reply must echo as its origin timestamp. The real local send time is
 //! kept here, never sent. A reply that fails tests 1-3 changes no state at all.
+//!
+//! Authentication (the guide's client/server rules): an association configured with a key
+//! ([`ClientConfig::key`]) signs every request with it and accepts only replies carrying a
+//! valid MAC of that same key; anything else (no MAC, crypto-NAK, another key, bad digest,
+//! and every reply while the key is not trusted) fails test 5 and, like tests 1-3, changes no
+//! state. An association without a key (authentication disabled, or no key given) sends plain
+//! requests and ignores any MAC on replies.
 
+use crate::auth::{self, AuthResult, Received};
 use crate::checks::PacketChecks;
 use crate::entropy::Entropy;
+use crate::keys::Key;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
-use crate::wire::{Header, Leap, Mode, ReferenceId, HEADER_LEN};
+use crate::wire::{Header, Leap, Mode, ReferenceId, HEADER_LEN, MAX_V4_MAC_LEN};
 use core::time::Duration;
 
 /// Frequency tolerance of a clock, RFC 5905 PHI: 15 ppm, in s/s.
@@ -37,6 +46,10 @@ pub struct ClientConfig {
     pub maxpoll: PollInterval,
     /// Send a burst of requests at start and while unreachable.
     pub iburst: bool,
+    /// Key of this association: `Some` when authentication is enabled and a key id is
+    /// configured for the server (the key's trusted flag decides whether any reply can pass
+    /// test 5); `None` when authentication is disabled or no key is given.
+    pub key: Option<Key>,
 }
 
 impl Default for ClientConfig {
@@ -46,7 +59,37 @@ impl Default for ClientConfig {
             minpoll: PollInterval::DEFAULT_MIN,
             maxpoll: PollInterval::DEFAULT_MAX,
             iburst: false,
+            key: None,
         }
+    }
+}
+
+/// Longest request: the header and a MAC.
+pub const MAX_REQUEST_LEN: usize = HEADER_LEN + MAX_V4_MAC_LEN;
+
+/// The bytes of one request (header, then the MAC when the association has a key).
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub struct Request {
+    buf: [u8; MAX_REQUEST_LEN],
+    len: usize,
+}
+
+impl core::ops::Deref for Request {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for Request {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Request({} bytes)", self.len)
     }
 }
 
@@ -155,6 +198,8 @@ pub struct ClientAssociation {
     times: ExchangeTimes,
     denied: Option<ReferenceId>,
     stats: ClientStats,
+    /// Authentication result of the last reply that passed tests 1-3 (keyed associations).
+    last_auth: Option<AuthResult>,
 }
 
 impl ClientAssociation {
@@ -184,6 +229,7 @@ impl ClientAssociation {
             times: ExchangeTimes::default(),
             denied: None,
             stats: ClientStats::default(),
+            last_auth: None,
         }
     }
 
@@ -203,7 +249,7 @@ impl ClientAssociation {
         now: Mono,
         local_now: NtpTimestamp,
         rng: &mut dyn Entropy,
-    ) -> Option<[u8; HEADER_LEN]> {
+    ) -> Option<Request> {
         if self.denied.is_some() || now < self.next_transmit {
             return None;
         }
@@ -227,7 +273,20 @@ impl ClientAssociation {
         self.times.origin = local_now;
         self.stats.sent += 1;
         self.schedule_next(now, rng);
-        Some(header.to_bytes())
+        let mut request = Request {
+            buf: [0; MAX_REQUEST_LEN],
+            len: HEADER_LEN,
+        };
+        header.emit(
+            (&mut request.buf[..HEADER_LEN])
+                .try_into()
+                .expect("48 bytes"),
+        );
+        if let Some(key) = &self.config.key {
+            request.len = auth::append_mac(key, &mut request.buf, HEADER_LEN)
+                .expect("a MAC always fits after the header");
+        }
+        Some(request)
     }
 
     fn schedule_next(&mut self, now: Mono, rng: &mut dyn Entropy) {
@@ -273,17 +332,20 @@ impl ClientAssociation {
         self.system_poll = poll;
     }
 
-    /// A datagram from the server, received at monotonic `now` and local clock time
+    /// A datagram from the server (a parsed [`crate::wire::Packet`], or a bare [`Header`]
+    /// when there is no MAC to check), received at monotonic `now` and local clock time
     /// `local_rx` (T4). `precision` is the local clock's precision exponent.
     ///
-    /// Err: the reply failed tests 1-3 and nothing changed but the rejection counter.
-    pub fn handle_packet(
+    /// Err: the reply failed tests 1-3 or 5 and nothing changed but the rejection counter
+    /// (and, for test 5, the authentication result shown by [`Self::auth_status`]).
+    pub fn handle_packet<R: Received + ?Sized>(
         &mut self,
         now: Mono,
         local_rx: NtpTimestamp,
-        header: &Header,
+        reply: &R,
         precision: i8,
     ) -> Result<Reply, PacketChecks> {
+        let header = reply.header();
         if header.mode != Mode::Server {
             let checks = PacketChecks {
                 bogus_origin: true,
@@ -291,9 +353,19 @@ impl ClientAssociation {
             };
             return Err(self.reject(checks));
         }
-        let checks = PacketChecks::run(header, self.expected_origin, self.last_accepted_transmit);
+        let mut checks =
+            PacketChecks::run(header, self.expected_origin, self.last_accepted_transmit);
         if !checks.genuine() {
             return Err(self.reject(checks));
+        }
+        if let Some(key) = &self.config.key {
+            // Test 5, only for replies that passed tests 1-3 (others are noise).
+            let result = auth::verify_with_key(key, reply.authenticated(), reply.mac());
+            self.last_auth = Some(result);
+            if !result.is_ok() {
+                checks.auth_failed = true;
+                return Err(self.reject(checks));
+            }
         }
         // Genuine: accept at most one reply per request.
         self.expected_origin = None;
@@ -384,6 +456,22 @@ impl ClientAssociation {
 
     pub fn stats(&self) -> ClientStats {
         self.stats
+    }
+
+    /// Authentication result of the last reply that passed tests 1-3; `None` without a key
+    /// or before such a reply.
+    pub fn last_auth(&self) -> Option<AuthResult> {
+        self.last_auth
+    }
+
+    /// `auth` as shown per session: `none` (no key, or no reply yet), `ok` (the last reply
+    /// was authenticated) or `failed`.
+    pub fn auth_status(&self) -> &'static str {
+        match self.last_auth {
+            None => "none",
+            Some(r) if r.is_ok() => "ok",
+            Some(_) => "failed",
+        }
     }
 
     /// The kiss code that stopped this association, if one did.

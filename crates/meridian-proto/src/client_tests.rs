@@ -31,7 +31,7 @@ fn assoc(iburst: bool) -> (ClientAssociation, SplitMix64) {
 
 /// A server reply to `request` from a server whose clock is `server_ahead` seconds ahead,
 /// received `delay` seconds after T1 = `t1` (local seconds).
-fn reply_to(request: &[u8; 48], t1: f64, server_ahead: f64, delay: f64) -> (Header, NtpTimestamp) {
+fn reply_to(request: &[u8], t1: f64, server_ahead: f64, delay: f64) -> (Header, NtpTimestamp) {
     let req = parse(request).unwrap().header;
     let mut h = Header::new(Mode::Server);
     h.leap = Leap::None;

@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod auth;
 pub mod checks;
 pub mod client;
 pub mod discipline;
 pub mod entropy;
 pub mod filter;
 pub mod gate;
+pub mod keys;
 pub mod ratelimit;
 pub mod report;
 pub mod select;
@@ -19,3 +21,6 @@ pub mod server;
 pub mod system;
 pub mod time;
 pub mod wire;
+
+#[cfg(test)]
+mod auth_rules_tests;

@@ -1,8 +1,20 @@
 //! The stateless server path: answer a mode 3 request with a mode 4 reply built from the
 //! system's variables, or say why not. Access control, rate limiting and authentication will
 //! sit in front of [`respond`] (cheapest first); every drop has a counted reason.
+//!
+//! Authentication ([`respond_with_keys`]): a request without MAC gets a plain reply whatever
+//! our keys (the guide: an unauthenticated client synchronizes "no matter whether NTP
+//! authentication is enabled or not on the server"). A request with a valid MAC of a key we
+//! hold as trusted gets a reply signed with that same key. Any other MAC (unknown or
+//! untrusted key, bad digest or length, key id 0) gets a crypto-NAK: the header followed by
+//! four zero bytes, as RFC 5905 (section 9.2) and ntpd do; chrony drops such requests
+//! instead. We follow RFC 5905 and ntpd so a misconfigured client learns why it gets no
+//! time. Either reply is never longer than the request. A request that itself ends in a
+//! crypto-NAK is dropped as malformed.
 
+use crate::auth::{self, AuthResult};
 use crate::entropy::Entropy;
+use crate::keys::{Key, KeyTable};
 use crate::time::{NtpDuration, NtpTimestamp};
 use crate::wire::{self, Header, Leap, Mode, ReferenceId, HEADER_LEN};
 
@@ -60,14 +72,40 @@ impl DropReason {
     }
 }
 
-/// Builds the reply to `request`, received at local time `receive_ts` (best: the kernel's
-/// receive timestamp). `transmit_time` is called last, just before the bytes are complete, so
-/// the transmit timestamp is as late as the caller can make it. Timestamps get random bits
-/// below the clock precision. Returns the reply length: 48, never more than the request.
+/// Longest reply [`respond_with_keys`] writes: the header and a 20-byte-digest MAC.
+pub const MAX_REPLY_LEN: usize = HEADER_LEN + wire::MAX_V4_MAC_LEN;
+
+/// [`respond_with_keys`] with no keys: requests with a MAC get a crypto-NAK.
 pub fn respond(
     request: &[u8],
     receive_ts: NtpTimestamp,
     state: &ServerState,
+    rng: &mut dyn Entropy,
+    transmit_time: impl FnOnce() -> NtpTimestamp,
+    out: &mut [u8],
+) -> Result<usize, DropReason> {
+    respond_with_keys(
+        request,
+        receive_ts,
+        state,
+        &KeyTable::new(),
+        rng,
+        transmit_time,
+        out,
+    )
+}
+
+/// Builds the reply to `request`, received at local time `receive_ts` (best: the kernel's
+/// receive timestamp), authenticated with `keys` as the module docs say. `transmit_time` is
+/// called last, just before the bytes are complete, so the transmit timestamp is as late as
+/// the caller can make it. Timestamps get random bits below the clock precision. Returns the
+/// reply length: 48, 52 (crypto-NAK) or 48 plus the MAC, never more than the request; `out`
+/// should hold [`MAX_REPLY_LEN`] bytes.
+pub fn respond_with_keys(
+    request: &[u8],
+    receive_ts: NtpTimestamp,
+    state: &ServerState,
+    keys: &KeyTable,
     rng: &mut dyn Entropy,
     transmit_time: impl FnOnce() -> NtpTimestamp,
     out: &mut [u8],
@@ -77,10 +115,21 @@ pub fn respond(
     if req.mode != Mode::Client {
         return Err(DropReason::NotRequest);
     }
-    let out: &mut [u8; HEADER_LEN] = out
-        .get_mut(..HEADER_LEN)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(DropReason::NoBuffer)?;
+    let trailer = match auth::verify(keys, packet.authenticated, packet.mac) {
+        AuthResult::NoMac => Trailer::None,
+        AuthResult::CryptoNak => return Err(DropReason::Malformed),
+        AuthResult::Ok(id) => keys.get(id).map_or(Trailer::CryptoNak, Trailer::Mac),
+        _ => Trailer::CryptoNak,
+    };
+    let reply_len = HEADER_LEN
+        + match trailer {
+            Trailer::None => 0,
+            Trailer::Mac(key) => key.mac_len(),
+            Trailer::CryptoNak => 4,
+        };
+    // A MAC of the request's own key, or four bytes against its MAC of at least 20.
+    debug_assert!(reply_len <= request.len());
+    let out = out.get_mut(..reply_len).ok_or(DropReason::NoBuffer)?;
     let mut reply = Header {
         leap: state.leap,
         version: req.version,
@@ -98,8 +147,20 @@ pub fn respond(
     };
     let fuzz = rng.next_u64();
     reply.transmit_ts = transmit_time().fuzz_below_precision(state.precision, fuzz);
-    reply.emit(out);
-    Ok(HEADER_LEN)
+    reply.emit((&mut out[..HEADER_LEN]).try_into().expect("48 bytes"));
+    let len = match trailer {
+        Trailer::None => Some(HEADER_LEN),
+        Trailer::Mac(key) => auth::append_mac(key, out, HEADER_LEN),
+        Trailer::CryptoNak => auth::append_crypto_nak(out, HEADER_LEN),
+    };
+    len.ok_or(DropReason::NoBuffer)
+}
+
+/// What follows the header of a reply.
+enum Trailer<'k> {
+    None,
+    Mac(&'k Key),
+    CryptoNak,
 }
 
 #[cfg(test)]

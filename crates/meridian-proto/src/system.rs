@@ -8,14 +8,15 @@
 //! executes on its clock. Steps are also applied here to every stored timestamp, so the
 //! owner only has to execute them once.
 
-use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, PHI};
+use crate::auth::Received;
+use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
 use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
 use crate::entropy::Entropy;
 use crate::filter::{ClockFilter, PeerEstimate, Sample};
 use crate::select::{select, Candidate};
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
-use crate::wire::{Header, Leap, ReferenceId, HEADER_LEN};
+use crate::wire::{Leap, ReferenceId};
 use core::time::Duration;
 
 /// Sources whose root distance exceeds this are not selectable (RFC 5905 MAXDIST), seconds.
@@ -241,7 +242,7 @@ impl System {
         now: Mono,
         local_now: NtpTimestamp,
         rng: &mut dyn Entropy,
-    ) -> Vec<(SourceId, [u8; HEADER_LEN])> {
+    ) -> Vec<(SourceId, Request)> {
         let mut out = Vec::new();
         for (i, s) in self.sources.iter_mut().enumerate() {
             if let Some(bytes) = s.association.handle_timeout(now, local_now, rng) {
@@ -303,18 +304,19 @@ impl System {
     /// A reply arrived for source `id` at monotonic `now`, local receive time `local_rx`.
     /// Returns the clock adjustment to execute, if any; steps are already applied to the
     /// stored state.
-    pub fn handle_reply(
+    /// `reply` is a parsed packet (or a bare header, which carries no MAC).
+    pub fn handle_reply<R: Received + ?Sized>(
         &mut self,
         id: SourceId,
         now: Mono,
         local_rx: NtpTimestamp,
-        header: &Header,
+        reply: &R,
     ) -> Result<ClockAdjustment, &'static str> {
         let precision = self.config.precision;
         let source = self.sources.get_mut(id.0).ok_or("unknown source")?;
         let reply = source
             .association
-            .handle_packet(now, local_rx, header, precision)
+            .handle_packet(now, local_rx, reply, precision)
             .map_err(|c| c.first_failure().unwrap_or("rejected"))?;
         let Reply::Sample(m) = reply else {
             return Ok(ClockAdjustment::None);

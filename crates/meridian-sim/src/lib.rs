@@ -400,5 +400,6 @@ pub fn client_config(minpoll: i8, maxpoll: i8, iburst: bool) -> ClientConfig {
         minpoll: PollInterval::new(minpoll),
         maxpoll: PollInterval::new(maxpoll),
         iburst,
+        key: None,
     }
 }

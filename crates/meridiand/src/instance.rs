@@ -11,7 +11,8 @@ use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
 use meridian_proto::gate::ServerGate;
-use meridian_proto::ratelimit::{self, RateLimitConfig, RateVerdict};
+use meridian_proto::keys::KeyTable;
+use meridian_proto::ratelimit::{self, RateVerdict};
 use meridian_proto::server::{self, DropReason};
 use meridian_proto::system::{SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
@@ -80,6 +81,8 @@ pub struct Instance {
     gate: ServerGate,
     /// Interfaces with `receive = false`: everything arriving on them is dropped.
     receive_disabled: Vec<String>,
+    /// Keys for authenticated requests (empty: authentication disabled).
+    pub server_keys: KeyTable,
 }
 
 impl Instance {
@@ -158,8 +161,9 @@ impl Instance {
             servers,
             clients: sockets,
             counters: ServerCounters::default(),
-            gate: ServerGate::new(AccessPolicy::open(), Some(RateLimitConfig::default()), rng),
+            gate: ServerGate::new(AccessPolicy::open(), None, rng),
             receive_disabled: Vec::new(),
+            server_keys: KeyTable::new(),
         })
     }
 
@@ -264,8 +268,17 @@ impl Instance {
             return;
         }
         let state = system.server_state(now);
-        let mut out = [0u8; wire::HEADER_LEN];
-        match server::respond(request, rx_local, &state, rng, || clock.now(), &mut out) {
+        let mut out = [0u8; server::MAX_REPLY_LEN];
+        let keys = &self.server_keys;
+        match server::respond_with_keys(
+            request,
+            rx_local,
+            &state,
+            keys,
+            rng,
+            || clock.now(),
+            &mut out,
+        ) {
             Ok(len) => {
                 let socket = &self.servers[index];
                 match socket.send(&out[..len], Some(meta.source), meta.destination) {
@@ -346,7 +359,7 @@ impl Instance {
                 return None;
             }
         };
-        match system.handle_reply(client.id, now, rx_local, &packet.header) {
+        match system.handle_reply(client.id, now, rx_local, &packet) {
             Ok(adj) => Some(adj),
             Err(reason) => {
                 crate::debug!("reply from {} rejected: {reason}", client.remote);

@@ -1,6 +1,7 @@
 //! The Meridian NTP daemon as a library: the binary `meridiand` is a thin command line over
 //! [`runtime::Runtime`]; integration tests and tools reuse the modules directly.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -203,7 +203,7 @@ pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<Sessi
             offset_ms: est.map_or(0.0, |e| e.offset * 1e3),
             delay_ms: est.map_or(0.0, |e| e.delay * 1e3),
             dispersion_ms: est.map_or(16_000.0, |e| e.dispersion * 1e3),
-            auth: "none".to_owned(),
+            auth: assoc.auth_status().to_owned(),
             verbose: SessionDetail {
                 local_poll_log2: assoc.poll().log2(),
                 peer_poll_log2: peer.map_or(0, |p| p.poll),

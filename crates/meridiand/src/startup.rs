@@ -9,6 +9,7 @@ use crate::instance::{Binding, ClientSpec, Instance};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::DisciplineConfig;
 use meridian_proto::entropy::Entropy;
+use meridian_proto::keys::KeyTable;
 use meridian_proto::system::{LocalReference, System, SystemConfig};
 use meridian_proto::time::{Mono, PollInterval};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -75,7 +76,7 @@ pub fn system_config(config: &Config, precision: i8, initial_frequency_ppm: f64)
     }
 }
 
-fn client_spec(server: &AssociationConfig) -> Result<ClientSpec, String> {
+fn client_spec(server: &AssociationConfig, keys: &KeyTable) -> Result<ClientSpec, String> {
     Ok(ClientSpec {
         label: server.address.clone(),
         remote: resolve(&server.address, server.port)?,
@@ -84,6 +85,7 @@ fn client_spec(server: &AssociationConfig) -> Result<ClientSpec, String> {
             minpoll: PollInterval::new(server.minpoll),
             maxpoll: PollInterval::new(server.maxpoll),
             iburst: server.iburst,
+            key: crate::auth::association_key(keys, server.key_id)?,
         },
         prefer: server.priority,
     })
@@ -97,6 +99,7 @@ pub fn open_instances(
     now: Mono,
     rng: &mut dyn Entropy,
 ) -> Result<Vec<Instance>, String> {
+    let keys = crate::auth::key_table(&config.authentication)?;
     let mut names: Vec<Option<&String>> = vec![None];
     names.extend(config.vpn_instances.keys().map(Some));
     let mut instances = Vec::new();
@@ -115,9 +118,9 @@ pub fn open_instances(
             .unicast_servers
             .iter()
             .filter(|s| s.vpn_instance.as_ref() == name)
-            .map(client_spec)
+            .map(|s| client_spec(s, &keys))
             .collect::<Result<Vec<_>, _>>()?;
-        let instance = Instance::open(
+        let mut instance = Instance::open(
             name.cloned(),
             binding,
             serve,
@@ -129,6 +132,7 @@ pub fn open_instances(
             rng,
         )
         .map_err(|e| e.to_string())?;
+        instance.server_keys = keys.clone();
         instances.push(instance);
     }
     Ok(instances)

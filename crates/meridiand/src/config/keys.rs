@@ -1,8 +1,8 @@
 //! Symmetric keys: secret decoding and the keys-file format (`ID TYPE SECRET` per line).
 //!
 //! Format: blank lines and `#` comments are ignored (a `#` starts a comment anywhere outside
-//! a secret). `ID` is 1..=4294967295, `TYPE` is md5, sha1, sha256 or aes128-cmac
-//! (case-insensitive), `SECRET` is ASCII text without spaces, or `HEX:` followed by an even
+//! a secret). `ID` is 1..=4294967295, `TYPE` is md5, sha1, sha256, aes128-cmac or
+//! aes256-cmac (case-insensitive; chrony's AES128/AES256 spellings too), `SECRET` is ASCII text without spaces, or `HEX:` followed by an even
 //! number of hex digits.
 
 use super::model::{AuthKey, KeyAlgorithm};
@@ -26,9 +26,15 @@ pub fn decode_secret(text: &str, algorithm: KeyAlgorithm) -> Result<Vec<u8>, Str
     if bytes.is_empty() {
         return Err("secret must not be empty".into());
     }
-    if algorithm == KeyAlgorithm::Aes128Cmac && bytes.len() != 16 {
+    let exact = match algorithm {
+        KeyAlgorithm::Aes128Cmac => Some(16),
+        KeyAlgorithm::Aes256Cmac => Some(32),
+        _ => None,
+    };
+    if let Some(n) = exact.filter(|&n| n != bytes.len()) {
         return Err(format!(
-            "an aes128-cmac secret must be exactly 16 bytes, got {}",
+            "an {} secret must be exactly {n} bytes, got {}",
+            algorithm.as_str(),
             bytes.len()
         ));
     }
@@ -85,7 +91,7 @@ pub fn parse_keys_file(text: &str) -> Result<Vec<AuthKey>, Vec<ConfigError>> {
                     d.err(
                         &at(*alg_at),
                         format!(
-                            "unknown key type \"{alg}\" (use md5, sha1, sha256 or aes128-cmac)"
+                            "unknown key type \"{alg}\" (use md5, sha1, sha256, aes128-cmac or aes256-cmac)"
                         ),
                     );
                 }

@@ -132,6 +132,26 @@ fn parse_with(text: &str, base: Option<&Path>) -> Result<Config, Vec<ConfigError
     }
 }
 
+/// RFC 8633 section 4.1: a keys file "MUST only be readable by the NTP process". One that
+/// group or others may read or write is refused (ntpd and chrony only warn).
+fn check_keys_file_mode(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    // Not readable at all: the read below reports it.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "keys file {} has mode {mode:04o}: group and others must have no access to \
+             secrets; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Read the keys file and add its keys; problems are reported at the `keys-file` value.
 /// Returns whether the key set is now complete (file read without errors).
 fn merge_keys_file(
@@ -141,6 +161,10 @@ fn merge_keys_file(
     path: &Path,
 ) -> bool {
     let span = &sites.keys_file;
+    if let Err(message) = check_keys_file_mode(path) {
+        d.err(span, message);
+        return false;
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {

@@ -318,6 +318,8 @@ pub enum KeyAlgorithm {
     Sha256,
     /// AES-128-CMAC (RFC 8573), 16-byte key, 16-byte MAC.
     Aes128Cmac,
+    /// AES-256-CMAC, 32-byte key, 16-byte MAC.
+    Aes256Cmac,
 }
 
 impl KeyAlgorithm {
@@ -328,6 +330,7 @@ impl KeyAlgorithm {
             "sha1" => Some(KeyAlgorithm::Sha1),
             "sha256" => Some(KeyAlgorithm::Sha256),
             "aes128-cmac" | "aes128cmac" | "aes128" => Some(KeyAlgorithm::Aes128Cmac),
+            "aes256-cmac" | "aes256cmac" | "aes256" => Some(KeyAlgorithm::Aes256Cmac),
             _ => None,
         }
     }
@@ -339,6 +342,7 @@ impl KeyAlgorithm {
             KeyAlgorithm::Sha1 => "sha1",
             KeyAlgorithm::Sha256 => "sha256",
             KeyAlgorithm::Aes128Cmac => "aes128-cmac",
+            KeyAlgorithm::Aes256Cmac => "aes256-cmac",
         }
     }
 }
@@ -350,7 +354,7 @@ pub struct AuthKey {
     pub id: u32,
     /// MAC algorithm.
     pub algorithm: KeyAlgorithm,
-    /// Secret bytes (1..=64; exactly 16 for aes128-cmac).
+    /// Secret bytes (1..=64; exactly 16 for aes128-cmac, 32 for aes256-cmac).
     pub secret: Vec<u8>,
 }
 

@@ -129,7 +129,7 @@ fn read_key(d: &mut Diag<'_>, k: &mut Tab<'_>) -> Option<AuthKey> {
             if alg.is_none() {
                 d.err(
                     &span,
-                    format!("unknown `algorithm` \"{s}\" (use md5, sha1, sha256 or aes128-cmac)"),
+                    format!("unknown `algorithm` \"{s}\" (use md5, sha1, sha256, aes128-cmac or aes256-cmac)"),
                 );
             }
             alg

@@ -510,6 +510,16 @@ fn authentication_keys() {
         &["\"des\"", "5"],
     );
     check_range(
+        &k("id = 1, algorithm = @, secret = \"0123456789abcdef0123456789abcdef\""),
+        &["\"aes256-cmac\"", "\"AES256\""],
+        &["\"des\""],
+    );
+    check_range(
+        &k("id = 1, algorithm = \"aes256-cmac\", secret = @"),
+        &["\"0123456789abcdef0123456789abcdef\""],
+        &["\"0123456789abcdef\""],
+    );
+    check_range(
         &k("id = 1, algorithm = \"md5\", secret = @"),
         &["\"x\""],
         &["\"\"", "\"HEX:0\"", "\"a b\""],

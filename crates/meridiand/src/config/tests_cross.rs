@@ -124,9 +124,19 @@ fn manifest_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 #[test]
 fn shipped_full_example_loads_with_its_keys_file() {
-    let path = manifest_path("../../examples/full.toml");
+    // Git keeps the example keys file world-readable, which `load` refuses: load a private
+    // copy of the example and its keys file.
+    let s = Scratch::new("full-example");
+    let text = |rel: &str| std::fs::read_to_string(manifest_path(rel)).unwrap();
+    let path = s.write("full.toml", &text("../../examples/full.toml"));
+    let keys = s.write("keys", &text("../../examples/keys"));
     let c = load(&path).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(c.unicast_servers.len(), 2);
     assert_eq!(c.unicast_peers[0].address, "2001:2::1");
@@ -142,10 +152,7 @@ fn shipped_full_example_loads_with_its_keys_file() {
     ids.sort_unstable();
     assert_eq!(ids, vec![7, 42, 43, 99]);
     assert_eq!(auth.key(7).unwrap().secret, b"meridian-key");
-    assert_eq!(
-        auth.keys_file.as_deref(),
-        Some(manifest_path("../../examples/keys").as_path())
-    );
+    assert_eq!(auth.keys_file.as_deref(), Some(keys.as_path()));
     // Without reading the keys file, the text alone is also valid.
     parse_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(check_file(&path).is_ok());
@@ -164,6 +171,8 @@ impl Scratch {
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, text).unwrap();
+        // Keys files must be private; configuration files may be too.
+        set_mode(&p, 0o600);
         p
     }
 }
@@ -192,6 +201,36 @@ fn key_in_keys_file_satisfies_references_only_when_read() {
         (3, 10, 6, 12),
         "{e:?}"
     );
+}
+
+#[test]
+fn keys_file_readable_by_others_is_refused() {
+    let s = Scratch::new("keysmode");
+    let cfg = s.write("c.toml", "[authentication]\nkeys-file = \"keys\"\n");
+    let keys = s.write("keys", "1 md5 Secret\n");
+    for (mode, ok) in [
+        (0o600, true),
+        (0o400, true),
+        (0o644, false),
+        (0o640, false),
+        (0o604, false),
+        (0o620, false),
+    ] {
+        set_mode(&keys, mode);
+        match load(&cfg) {
+            Ok(_) => assert!(ok, "mode {mode:o} accepted"),
+            Err(e) => {
+                assert!(!ok, "mode {mode:o} refused: {e:?}");
+                assert_eq!((e.len(), e[0].line, e[0].column), (1, 2, 13));
+                assert!(
+                    e[0].message.contains(&format!("mode {mode:04o}"))
+                        && e[0].message.contains("chmod 600"),
+                    "{e:?}"
+                );
+                assert!(!e[0].message.contains("Secret"));
+            }
+        }
+    }
 }
 
 #[test]
