@@ -243,6 +243,7 @@ pub fn client_association(data: &[u8]) {
         minpoll: a.min(b),
         maxpoll: a.max(b),
         iburst: flags & 4 != 0,
+        key: None,
     };
     let mut rng = SplitMix64::new(input.u64());
     let now = Mono::from_nanos(input.u64() >> (flags >> 3));

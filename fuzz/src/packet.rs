@@ -113,8 +113,21 @@ pub fn server_respond(data: &[u8]) {
                 p.header.mode
             )
         }
+        // A request that is itself a crypto-NAK is not a request.
+        (Ok(p), r) if p.mac.is_some_and(|m| m.digest.is_empty() && m.key_id == 0) => {
+            assert_eq!(r, Err(DropReason::Malformed), "answered a crypto-NAK")
+        }
         (Ok(p), Ok(n)) => {
-            assert_eq!(n, HEADER_LEN);
+            // Without keys, a MAC can only be answered with a crypto-NAK (4 zero bytes).
+            let expected = if p.mac.is_some() {
+                HEADER_LEN + 4
+            } else {
+                HEADER_LEN
+            };
+            assert_eq!(n, expected);
+            if p.mac.is_some() {
+                assert_eq!(&out[HEADER_LEN..n], &[0, 0, 0, 0], "crypto-NAK");
+            }
             assert!(n <= data.len(), "reply longer than request");
             let reply = wire::parse(&out[..n]).expect("reply parses").header;
             let req = p.header;
@@ -140,7 +153,8 @@ pub fn server_respond(data: &[u8]) {
     // A buffer too small for the reply is refused, never overrun.
     let mut small = [0u8; HEADER_LEN - 1];
     let r = respond(data, rx, &state, &mut rng, || tx, &mut small);
-    if matches!(&parsed, Ok(p) if p.header.mode == Mode::Client) {
+    if matches!(&parsed, Ok(p) if p.header.mode == Mode::Client && !p.mac.is_some_and(|m| m.digest.is_empty() && m.key_id == 0))
+    {
         assert_eq!(r, Err(DropReason::NoBuffer));
     } else {
         assert!(r.is_err());
