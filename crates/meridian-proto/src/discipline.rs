@@ -85,6 +85,13 @@ pub struct Discipline {
     last: Option<Mono>,
     /// Frequency (s/s) commanded since `last`.
     commanded: f64,
+    /// When the slew part of `commanded` has corrected the offset it was meant for; from
+    /// then on the clock must run at `after_slew` (the base frequency). Without this end, a
+    /// slew whose next update never comes (a lost network) would run on forever.
+    slew_end: Option<Mono>,
+    after_slew: f64,
+    /// The owner still has to set `after_slew` at `slew_end` (see [`Discipline::poll_timeout`]).
+    slew_pending: bool,
     /// Frequency random-walk density, (s/s)^2 / s, adapted from the innovations.
     wander: f64,
     /// Running mean of the squared normalized innovations.
@@ -117,6 +124,9 @@ impl Discipline {
             p: [0.0, 0.0, sd * sd],
             last: None,
             commanded: f0,
+            slew_end: None,
+            after_slew: f0,
+            slew_pending: false,
             wander: WANDER_START,
             nis: 1.0,
             spike_since: None,
@@ -171,7 +181,17 @@ impl Discipline {
         let dt = now.saturating_since(last).as_secs_f64();
         let [p00, p01, p11] = self.p;
         let q = self.wander;
-        self.offset += (self.freq - self.commanded) * dt;
+        // The commanded frequency held until the slew ended, the base frequency after it.
+        match self.slew_end {
+            Some(end) if end < now => {
+                let slewed = end.saturating_since(last).as_secs_f64().min(dt);
+                self.offset += (self.freq - self.commanded) * slewed
+                    + (self.freq - self.after_slew) * (dt - slewed);
+                self.commanded = self.after_slew;
+                self.slew_end = None;
+            }
+            _ => self.offset += (self.freq - self.commanded) * dt,
+        }
         self.p = [
             p00 + 2.0 * dt * p01 + dt * dt * p11 + q * dt * dt * dt / 3.0,
             p01 + dt * p11 + q * dt * dt / 2.0,
@@ -207,7 +227,49 @@ impl Discipline {
         let k = (1.0 + SLEW_RATIO * sd / self.offset.abs().max(1e-12)).min(8.0);
         let tau = poll_s * k;
         self.commanded = (base + self.offset / tau).clamp(-max, max);
+        // The slew ends when it has removed the estimated offset (later than tau when the
+        // frequency limit cut the rate).
+        let rate = self.commanded - base;
+        self.slew_pending = rate.abs() > 1e-15;
+        self.slew_end = match (self.slew_pending, self.last) {
+            (true, Some(last)) => {
+                let secs = (self.offset / rate).abs().min(1e6);
+                Some(last + core::time::Duration::from_secs_f64(secs))
+            }
+            _ => None,
+        };
+        self.after_slew = base;
         self.commanded * 1e6
+    }
+
+    /// When the current slew ends and the owner must call [`Discipline::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Mono> {
+        if self.slew_pending {
+            self.slew_end
+        } else {
+            None
+        }
+    }
+
+    /// At the end of a slew: the frequency to hold from now on (the base frequency), so a
+    /// correction never outlives the offset it was for, even when no update follows.
+    pub fn handle_timeout(&mut self, now: Mono) -> ClockAdjustment {
+        match self.slew_end {
+            Some(end) if self.slew_pending && now >= end => {
+                self.slew_pending = false;
+                ClockAdjustment::Frequency {
+                    frequency_ppm: self.after_slew * 1e6,
+                }
+            }
+            _ => ClockAdjustment::None,
+        }
+    }
+
+    /// Drops a pending slew end (the frequency was just set otherwise).
+    fn end_slew(&mut self) {
+        self.slew_end = None;
+        self.slew_pending = false;
+        self.after_slew = self.commanded;
     }
 
     fn start(&mut self, now: Mono, offset: f64, r: f64) {
@@ -216,6 +278,7 @@ impl Discipline {
         self.p = [r, 0.0, self.initial_freq_var];
         self.last = Some(now);
         self.commanded = self.freq;
+        self.end_slew();
         self.state = DisciplineState::Training;
         self.spike_since = None;
     }
@@ -273,6 +336,7 @@ impl Discipline {
                 self.freq = freq;
                 self.p[2] = var;
                 self.commanded = freq.clamp(-self.max_freq(), self.max_freq());
+                self.end_slew();
                 return ClockAdjustment::Step {
                     offset,
                     frequency_ppm: self.commanded * 1e6,
@@ -282,6 +346,7 @@ impl Discipline {
             self.state = DisciplineState::Spike;
             let max = self.max_freq();
             self.commanded = self.freq.clamp(-max, max);
+            self.end_slew();
             return ClockAdjustment::Frequency {
                 frequency_ppm: self.commanded * 1e6,
             };

@@ -235,6 +235,17 @@ impl System {
             .min()
     }
 
+    /// When the clock discipline next needs [`System::handle_clock_timeout`]: the end of the
+    /// current slew.
+    pub fn clock_timeout(&self) -> Option<Mono> {
+        self.discipline.poll_timeout()
+    }
+
+    /// At the end of a slew: the frequency the clock must hold from now on.
+    pub fn handle_clock_timeout(&mut self, now: Mono) -> ClockAdjustment {
+        self.discipline.handle_timeout(now)
+    }
+
     /// Requests due at `now`, each for the source's own socket. Also refreshes the local
     /// reference when it is the sync source.
     pub fn handle_timeout(

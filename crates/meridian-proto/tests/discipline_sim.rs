@@ -172,6 +172,14 @@ fn run(sc: &Scenario) -> Trace {
                 }
             }
         }
+        // The end of a slew: the discipline asks for the base frequency back.
+        let now = Mono::from_seconds(1000.0 + t);
+        if disc.poll_timeout().is_some_and(|end| end <= now) {
+            if let ClockAdjustment::Frequency { frequency_ppm } = disc.handle_timeout(now) {
+                filter.apply_frequency_change(now, frequency_ppm - commanded);
+                commanded = frequency_ppm;
+            }
+        }
         x += rate_err + commanded * 1e-6;
         rate_err += sc.wander * rng.normal();
         t += 1.0;

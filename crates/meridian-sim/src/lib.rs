@@ -232,7 +232,12 @@ impl Simulation {
     }
 
     fn schedule_timer(&mut self, node: usize) {
-        let Some(deadline) = self.nodes[node].system.poll_timeout() else {
+        let system = &self.nodes[node].system;
+        let Some(deadline) = [system.poll_timeout(), system.clock_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return;
         };
         // A few nanoseconds late, so the core never finds itself just short of its deadline.
@@ -282,6 +287,11 @@ impl Simulation {
                 self.timer_at[node] = None;
                 let n = &mut self.nodes[node];
                 n.clock.advance(now, &mut self.rng);
+                if let ClockAdjustment::Frequency { frequency_ppm } =
+                    n.system.handle_clock_timeout(mono(now))
+                {
+                    n.clock.correction_ppm = frequency_ppm;
+                }
                 let local = n.clock.read(now);
                 let sends = n.system.handle_timeout(mono(now), local, &mut self.rng);
                 n.system.housekeeping(mono(now), local);

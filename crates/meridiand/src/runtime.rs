@@ -163,10 +163,10 @@ impl Runtime {
                     "SIGHUP: configuration reload is not implemented yet; nothing changed"
                 );
             }
-            let deadline = self
-                .system
-                .poll_timeout()
-                .map_or(now + TICK, |d| d.min(now + TICK));
+            let deadline = [self.system.poll_timeout(), self.system.clock_timeout()]
+                .into_iter()
+                .flatten()
+                .fold(now + TICK, Mono::min);
             let wait = deadline.saturating_since(now);
             self.wait_and_dispatch(wait)?;
             now = mono_now();
@@ -251,6 +251,8 @@ impl Runtime {
 
     /// Sends the requests that are due, each through its instance, and runs the upkeep.
     fn on_timeout(&mut self, now: Mono) {
+        let end_of_slew = self.system.handle_clock_timeout(now);
+        self.apply(end_of_slew);
         let local_now = self.clock.now();
         for (id, bytes) in self.system.handle_timeout(now, local_now, &mut self.rng) {
             if !self
