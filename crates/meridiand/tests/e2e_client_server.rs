@@ -26,8 +26,28 @@ fn wait_synchronized(socket: &std::path::Path, timeout: Duration) -> Option<serd
     ok.then_some(last).flatten()
 }
 
-/// The time `host` serves, measured by ntpdig against the host clock, once it is within
-/// `limit` seconds (or the last measurement when the timeout expires).
+/// The time `server` serves, measured by ntpdig from `from` against the host clock: the best
+/// (smallest error bound, i.e. least delayed) of `tries` queries, as any NTP filter would take.
+/// Under CPU load a single query can be delayed by milliseconds in either program.
+fn served_offset(net: &TestNet, from: usize, server: IpAddr, tries: usize) -> Option<f64> {
+    let answers: Vec<_> = (0..tries)
+        .filter_map(|_| ntpdig_query(net.host(from), server))
+        .collect();
+    eprintln!(
+        "ntpdig {server}: {:?}",
+        answers
+            .iter()
+            .map(|a| (a.offset, a.error))
+            .collect::<Vec<_>>()
+    );
+    answers
+        .into_iter()
+        .min_by(|a, b| a.error.total_cmp(&b.error))
+        .map(|a| a.offset)
+}
+
+/// Waits until the served time is within `limit` seconds (or returns the last measurement
+/// when the timeout expires).
 fn wait_served_offset(
     net: &TestNet,
     from: usize,
@@ -37,7 +57,7 @@ fn wait_served_offset(
 ) -> Option<f64> {
     let mut last = None;
     wait_for(timeout, Duration::from_millis(500), || {
-        last = ntpdig_query(net.host(from), server).map(|a| a.offset);
+        last = served_offset(net, from, server, 3);
         last.is_some_and(|o| o.abs() < limit)
     });
     last
@@ -99,7 +119,7 @@ fn client_synchronizes_to_server(test: &str, v6: bool) {
     );
     // And it still does a little later: the frequency error is corrected, not just the offset.
     std::thread::sleep(Duration::from_secs(8));
-    let later = ntpdig_query(net.host(0), client_ip).expect("answer").offset;
+    let later = served_offset(&net, 0, client_ip, 5).expect("answer");
     assert!(
         later.abs() < 1e-3,
         "served time drifted to {later} s:\n{}",
