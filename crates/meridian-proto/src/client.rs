@@ -218,7 +218,7 @@ impl ClientAssociation {
             poll,
             system_poll: poll,
             next_transmit: now + spread,
-            burst_left: if config.iburst { IBURST_COUNT } else { 1 },
+            burst_left: 0,
             reach: 0,
             unreach: 0,
             expected_origin: None,
@@ -253,8 +253,11 @@ impl ClientAssociation {
         if self.denied.is_some() || now < self.next_transmit {
             return None;
         }
-        // A new poll: shift the reach register (a missing reply shows as a zero).
-        if self.burst_left <= 1 {
+        if self.burst_left > 0 {
+            // One more request of a burst: not a new poll.
+            self.burst_left -= 1;
+        } else {
+            // A new poll: shift the reach register (a missing reply shows as a zero).
             self.reach <<= 1;
             if self.expected_origin.is_some() {
                 self.unreach = self.unreach.saturating_add(1);
@@ -290,8 +293,7 @@ impl ClientAssociation {
     }
 
     fn schedule_next(&mut self, now: Mono, rng: &mut dyn Entropy) {
-        if self.burst_left > 1 {
-            self.burst_left -= 1;
+        if self.burst_left > 0 {
             let spacing = BURST_SPACING
                 .min(self.poll.as_duration())
                 .max(Duration::from_millis(1));
@@ -305,12 +307,14 @@ impl ClientAssociation {
 
     fn update_poll(&mut self) {
         let (min, max) = (self.config.minpoll, self.config.maxpoll);
+        // iburst: this poll opens a burst at start and, while unreachable, at every poll;
+        // the burst's other requests follow at BURST_SPACING, then a whole poll interval.
+        if self.config.iburst && self.reach == 0 && (self.stats.sent == 0 || self.unreach >= 8) {
+            self.burst_left = IBURST_COUNT - 1;
+        }
         if self.unreach >= 8 {
             // Unreachable for a while: back off one step per poll (RFC 5905 s. 13).
             self.poll = self.poll.inc(max);
-            if self.config.iburst && self.reach == 0 {
-                self.burst_left = IBURST_COUNT;
-            }
         } else {
             let target = self.system_poll.max(min).min(max);
             // Follow the system's wish, but never shorter than a RATE kiss asked for.

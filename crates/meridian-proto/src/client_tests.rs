@@ -295,3 +295,27 @@ fn step_moves_the_remembered_send_time() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn unreachable_iburst_server_gets_one_burst_per_poll_not_a_flood() {
+    let (mut a, mut rng) = assoc(true);
+    let mut now = mono(0.0);
+    let mut sent = 0;
+    // A silent server for a simulated day.
+    while now < mono(86_400.0) {
+        if a.handle_timeout(now, local(now.as_seconds()), &mut rng)
+            .is_some()
+        {
+            sent += 1;
+        }
+        now = a.poll_timeout().unwrap();
+    }
+    assert_eq!(a.poll(), a.config().maxpoll, "backed off");
+    // maxpoll 2^8 s: about 338 polls a day, at most IBURST_COUNT requests each.
+    let limit = IBURST_COUNT as u64 * (86_400 / 256 + 8 * 2);
+    assert!(
+        sent <= limit,
+        "{sent} requests in a day to a silent server (limit {limit})"
+    );
+    assert!(sent >= 86_400 / 256, "still polling: {sent}");
+}
