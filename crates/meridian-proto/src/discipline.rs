@@ -15,8 +15,11 @@ pub struct DisciplineConfig {
     pub step_threshold: f64,
     /// Offsets beyond this (s) are refused (`Panic`).
     pub panic_threshold: f64,
-    /// Largest absolute frequency ever commanded, ppm.
+    /// Largest absolute base frequency (the clock's own error), ppm.
     pub max_frequency_ppm: f64,
+    /// Largest absolute frequency commanded while slewing an offset away (base plus slew),
+    /// ppm. Clock drivers reach it with the kernel tick (chrony's `maxslewrate`).
+    pub max_slew_ppm: f64,
     /// How long (s) an offset beyond the step threshold must persist before it is stepped.
     pub spike_interval: f64,
 }
@@ -27,6 +30,7 @@ impl Default for DisciplineConfig {
             step_threshold: 0.128,
             panic_threshold: 1000.0,
             max_frequency_ppm: 500.0,
+            max_slew_ppm: 83_333.0,
             spike_interval: 900.0,
         }
     }
@@ -226,7 +230,8 @@ impl Discipline {
         let sd = self.p[0].max(0.0).sqrt();
         let k = (1.0 + SLEW_RATIO * sd / self.offset.abs().max(1e-12)).min(8.0);
         let tau = poll_s * k;
-        self.commanded = (base + self.offset / tau).clamp(-max, max);
+        let max_slew = (self.config.max_slew_ppm.abs() * 1e-6).max(max);
+        self.commanded = (base + self.offset / tau).clamp(-max_slew, max_slew);
         // The slew ends when it has removed the estimated offset (later than tau when the
         // frequency limit cut the rate).
         let rate = self.commanded - base;
@@ -496,13 +501,32 @@ mod tests {
     fn frequency_is_clamped() {
         let cfg = DisciplineConfig {
             max_frequency_ppm: 100.0,
+            max_slew_ppm: 1000.0,
             ..DisciplineConfig::default()
         };
         let mut d = Discipline::new(cfg, 1e6);
         assert!((d.frequency_ppm() - 100.0).abs() < 1e-9);
+        // A 100 ms offset is slewed at the slew limit; the base frequency stays within its own.
         match d.update(at(0.0), 0.1, 1e-8, poll()) {
-            ClockAdjustment::Frequency { frequency_ppm } => assert!(frequency_ppm <= 100.0),
+            ClockAdjustment::Frequency { frequency_ppm } => assert_eq!(frequency_ppm, 1000.0),
             other => panic!("{other:?}"),
         }
+        assert!(d.frequency_ppm() <= 100.0);
+        // The slew ends once 0.1 s is removed at the 900 ppm above base: after about 111 s.
+        let end = d.poll_timeout().expect("a slew end");
+        let secs = end.as_seconds() - at(0.0).as_seconds();
+        assert!((secs - 0.1 / 900e-6).abs() < 1e-6, "{secs}");
+        assert_eq!(
+            d.handle_timeout(at(secs - 1.0)),
+            ClockAdjustment::None,
+            "not before its end"
+        );
+        assert_eq!(
+            d.handle_timeout(end),
+            ClockAdjustment::Frequency {
+                frequency_ppm: d.frequency_ppm()
+            }
+        );
+        assert_eq!(d.poll_timeout(), None, "handled once");
     }
 }

@@ -39,7 +39,8 @@ pub trait Clock {
     fn frequency_ppm(&self) -> f64;
 
     /// Set the absolute frequency correction in ppm (positive = faster), clamped to
-    /// +-500 ppm (the kernel's limit). NaN is rejected with `InvalidInput`.
+    /// +-83,333 ppm (kernel frequency plus tick length; the discipline keeps the lasting part
+    /// within +-500 ppm, larger values are temporary slews). NaN is rejected with `InvalidInput`.
     fn set_frequency_ppm(&mut self, ppm: f64) -> std::io::Result<()>;
 
     /// Step the clock by `offset` seconds (positive = forward). A non-finite or absurd

@@ -73,7 +73,7 @@ impl Clock for ReadOnlyClock {
                 "frequency is NaN",
             ));
         }
-        self.requested_freq_ppm = timex::clamp_ppm(ppm);
+        self.requested_freq_ppm = timex::clamp_slew_ppm(ppm);
         Ok(())
     }
 
@@ -141,7 +141,7 @@ mod tests {
         );
 
         // ...but what was asked is visible.
-        assert_eq!(clock.frequency_ppm(), -500.0);
+        assert_eq!(clock.frequency_ppm(), -800.0);
         assert_eq!(clock.requested_steps(), (3599.75, 2));
         assert_eq!(clock.sync_status().leap, Leap::AddSecond);
         assert_eq!(clock.name(), "read-only");

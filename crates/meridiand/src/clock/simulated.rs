@@ -141,7 +141,7 @@ impl<H: HostTime> Clock for SimulatedClock<H> {
         let now_ns = to_nanos(s, n);
         self.base_offset = self.offset_at(now_ns);
         self.base_host_ns = now_ns;
-        self.correction_ppm = timex::clamp_ppm(ppm);
+        self.correction_ppm = timex::clamp_slew_ppm(ppm);
         Ok(())
     }
 
@@ -262,12 +262,18 @@ mod tests {
     #[test]
     fn corrections_are_clamped_like_the_kernel() {
         let (mut c, host) = clock(0.0, 0.0);
+        c.set_frequency_ppm(1e6).unwrap();
+        assert_eq!(
+            c.frequency_ppm(),
+            timex::MAX_SLEW_PPM,
+            "tick plus frequency limit"
+        );
         c.set_frequency_ppm(900.0).unwrap();
-        assert_eq!(c.frequency_ppm(), 500.0);
+        assert_eq!(c.frequency_ppm(), 900.0);
         host.advance(10.0);
-        assert!((seen_offset(&c, &host) - 0.005).abs() < TOL);
+        assert!((seen_offset(&c, &host) - 0.009).abs() < TOL);
         assert!(c.set_frequency_ppm(f64::NAN).is_err());
-        assert_eq!(c.frequency_ppm(), 500.0);
+        assert_eq!(c.frequency_ppm(), 900.0);
     }
 
     #[test]

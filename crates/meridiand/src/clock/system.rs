@@ -33,8 +33,11 @@ pub fn read_kernel_state() -> io::Result<libc::timex> {
 /// The host's CLOCK_REALTIME, disciplined through the kernel.
 #[derive(Debug)]
 pub struct SystemClock {
-    /// Frequency correction in ppm as the kernel holds it (after clamping and rounding).
+    /// Total rate correction in ppm as the kernel holds it (tick and frequency together,
+    /// after clamping and rounding).
     freq_ppm: f64,
+    /// Nominal tick length, µs (1e6 / USER_HZ).
+    nominal_tick_us: i64,
     /// True until our first adjustment has switched the kernel PLL/FLL off.
     pll_pending_off: bool,
     /// The last synchronization state written (or the unsynchronized default).
@@ -48,8 +51,20 @@ impl SystemClock {
     /// something; that call also switches the kernel PLL off if it was on.
     pub fn open() -> io::Result<Self> {
         let tx = read_kernel_state()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let nominal_tick_us = if hz > 0 {
+            1_000_000 / hz as i64
+        } else {
+            10_000
+        };
         Ok(Self {
-            freq_ppm: timex::scaled_to_ppm(tx.freq as i64),
+            freq_ppm: timex::total_rate(
+                tx.tick as i64,
+                timex::scaled_to_ppm(tx.freq as i64),
+                nominal_tick_us,
+            ),
+            nominal_tick_us,
             pll_pending_off: true,
             status: SyncStatus::default(),
             precision: measure_precision(host_realtime),
@@ -97,10 +112,12 @@ impl Clock for SystemClock {
             ));
         }
         let status = self.pll_pending_off.then_some(self.status);
-        let mut tx = timex::frequency_request(ppm, status.as_ref());
+        let mut tx = timex::frequency_request(ppm, status.as_ref(), self.nominal_tick_us);
         clock_adjtime(&mut tx)?;
         self.pll_pending_off = false;
-        self.freq_ppm = timex::scaled_to_ppm(timex::ppm_to_scaled(ppm));
+        let (tick, freq) = timex::split_rate(ppm, self.nominal_tick_us);
+        let freq = timex::scaled_to_ppm(timex::ppm_to_scaled(freq));
+        self.freq_ppm = timex::total_rate(tick, freq, self.nominal_tick_us);
         Ok(())
     }
 
@@ -146,9 +163,13 @@ mod tests {
         assert_eq!(before.freq, after.freq, "opening must not adjust");
         assert_eq!(
             clock.frequency_ppm(),
-            timex::scaled_to_ppm(after.freq as i64)
+            timex::total_rate(
+                after.tick as i64,
+                timex::scaled_to_ppm(after.freq as i64),
+                clock.nominal_tick_us
+            )
         );
-        assert!(clock.frequency_ppm().abs() <= timex::MAX_FREQ_PPM);
+        assert!(clock.frequency_ppm().abs() <= timex::MAX_SLEW_PPM);
         assert_eq!(clock.name(), "system");
         assert!((-30..=-10).contains(&clock.precision_log2()));
     }

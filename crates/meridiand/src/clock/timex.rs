@@ -17,6 +17,11 @@ use super::SyncStatus;
 /// Largest frequency correction the kernel accepts, in ppm (Linux `MAXFREQ`).
 pub const MAX_FREQ_PPM: f64 = 500.0;
 
+/// Largest total rate change, ppm: the kernel frequency (at most 500 ppm) plus a change of the
+/// tick length (at most 10 %). Large values are temporary slews; chrony's default
+/// `maxslewrate` is the same 1/12.
+pub const MAX_SLEW_PPM: f64 = 83_333.0;
+
 /// One ppm in the kernel's scaled-ppm unit.
 const SCALED_PPM_PER_PPM: f64 = 65536.0;
 
@@ -35,6 +40,30 @@ pub fn clamp_ppm(ppm: f64) -> f64 {
 
 /// ppm (positive = faster) to the kernel's scaled ppm, clamped to +-500 ppm and rounded to
 /// the nearest unit (1/65536 ppm, about 15 ppt).
+/// Clamps a total rate (frequency plus tick) to +-[`MAX_SLEW_PPM`]; NaN becomes 0.
+pub fn clamp_slew_ppm(ppm: f64) -> f64 {
+    if ppm.is_nan() {
+        0.0
+    } else {
+        ppm.clamp(-MAX_SLEW_PPM, MAX_SLEW_PPM)
+    }
+}
+
+/// Splits a total rate into a tick length (µs per kernel tick, nominal `nominal_tick_us`) and
+/// the kernel frequency (ppm, |f| below one tick step). One µs of tick is worth
+/// `1e6 / nominal_tick_us` ppm (100 ppm at USER_HZ 100).
+pub fn split_rate(ppm: f64, nominal_tick_us: i64) -> (i64, f64) {
+    let ppm = clamp_slew_ppm(ppm);
+    let per_tick = 1e6 / nominal_tick_us.max(1) as f64;
+    let ticks = (ppm / per_tick).trunc();
+    (nominal_tick_us + ticks as i64, ppm - ticks * per_tick)
+}
+
+/// The total rate of a tick length and a kernel frequency (the inverse of [`split_rate`]).
+pub fn total_rate(tick_us: i64, freq_ppm: f64, nominal_tick_us: i64) -> f64 {
+    (tick_us - nominal_tick_us) as f64 * 1e6 / nominal_tick_us.max(1) as f64 + freq_ppm
+}
+
 pub fn ppm_to_scaled(ppm: f64) -> i64 {
     (clamp_ppm(ppm) * SCALED_PPM_PER_PPM).round() as i64
 }
@@ -99,10 +128,17 @@ pub fn empty() -> libc::timex {
 /// The request that sets the frequency correction to `ppm` (clamped). When `status` is
 /// given, the status word is written in the same call (used to switch the kernel PLL off
 /// the first time we adjust).
-pub fn frequency_request(ppm: f64, status: Option<&SyncStatus>) -> libc::timex {
+/// A request setting the total rate `ppm` as tick length plus kernel frequency.
+pub fn frequency_request(
+    ppm: f64,
+    status: Option<&SyncStatus>,
+    nominal_tick_us: i64,
+) -> libc::timex {
+    let (tick, freq) = split_rate(ppm, nominal_tick_us);
     let mut tx = empty();
-    tx.modes = libc::ADJ_FREQUENCY;
-    tx.freq = ppm_to_scaled(ppm) as libc::c_long;
+    tx.modes = libc::ADJ_FREQUENCY | libc::ADJ_TICK;
+    tx.freq = ppm_to_scaled(freq) as libc::c_long;
+    tx.tick = tick as libc::c_long;
     if let Some(s) = status {
         tx.modes |= libc::ADJ_STATUS;
         tx.status = status_bits(s);
@@ -236,12 +272,37 @@ mod tests {
 
     #[test]
     fn frequency_request_optionally_writes_status() {
-        let tx = frequency_request(-12.5, None);
-        assert_eq!(tx.modes, libc::ADJ_FREQUENCY);
-        assert_eq!(tx.freq, -819_200);
-        let tx = frequency_request(700.0, Some(&sync(false, Leap::None)));
-        assert_eq!(tx.modes, libc::ADJ_FREQUENCY | libc::ADJ_STATUS);
-        assert_eq!(tx.freq, 500 * 65536);
+        let tx = frequency_request(-12.5, None, 10_000);
+        assert_eq!(tx.modes, libc::ADJ_FREQUENCY | libc::ADJ_TICK);
+        assert_eq!((tx.tick, tx.freq), (10_000, -819_200));
+        // 700 ppm: 7 µs more per 10 ms tick, nothing left for the frequency.
+        let tx = frequency_request(700.0, Some(&sync(false, Leap::None)), 10_000);
+        assert_eq!(
+            tx.modes,
+            libc::ADJ_FREQUENCY | libc::ADJ_TICK | libc::ADJ_STATUS
+        );
+        assert_eq!((tx.tick, tx.freq), (10_007, 0));
         assert_eq!(tx.status, libc::STA_UNSYNC);
+    }
+
+    #[test]
+    fn large_rates_use_the_tick() {
+        assert_eq!(split_rate(0.0, 10_000), (10_000, 0.0));
+        assert_eq!(split_rate(-12.5, 10_000), (10_000, -12.5));
+        assert_eq!(split_rate(-250.5, 10_000), (9_998, -50.5));
+        assert_eq!(split_rate(83_333.0, 10_000), (10_833, 33.0));
+        assert_eq!(
+            split_rate(1e9, 10_000),
+            (10_833, 33.0),
+            "clamped to MAX_SLEW_PPM"
+        );
+        assert_eq!(split_rate(f64::NAN, 10_000), (10_000, 0.0));
+        // USER_HZ 1000: a µs of tick is 1000 ppm.
+        assert_eq!(split_rate(-2_500.0, 1_000), (998, -500.0));
+        for ppm in [-83_333.0, -4321.25, -0.5, 0.0, 99.9, 12_345.5, 83_333.0] {
+            let (tick, freq) = split_rate(ppm, 10_000);
+            assert!(freq.abs() < 100.0);
+            assert!((total_rate(tick, freq, 10_000) - ppm).abs() < 1e-9, "{ppm}");
+        }
     }
 }
