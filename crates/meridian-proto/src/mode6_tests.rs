@@ -29,7 +29,7 @@ struct Frag {
 
 fn decode(d: &[u8]) -> Frag {
     assert!(
-        d.len() >= HEADER_LEN && d.len() % 4 == 0,
+        d.len() >= HEADER_LEN && d.len().is_multiple_of(4),
         "length {}",
         d.len()
     );
@@ -433,7 +433,7 @@ fn arbitrary_bytes_never_panic_and_errors_never_amplify() {
                 x ^= x << 17;
                 b.push(x as u8);
             }
-            if len > 0 && x % 2 == 0 {
+            if len > 0 && x.is_multiple_of(2) {
                 b[0] = (b[0] & !7) | 6;
             }
             if let Ok(frags) = respond(&b, &snap) {
