@@ -14,6 +14,7 @@ pub mod entropy;
 pub mod filter;
 pub mod gate;
 pub mod keys;
+pub mod mode6;
 pub mod ratelimit;
 pub mod report;
 pub mod select;

@@ -83,6 +83,8 @@ pub struct Instance {
     receive_disabled: Vec<String>,
     /// Keys for authenticated requests (empty: authentication disabled).
     pub server_keys: KeyTable,
+    /// `[control] mode6`: answer NTP control queries (see `mode6.rs`).
+    pub mode6: bool,
 }
 
 impl Instance {
@@ -164,6 +166,7 @@ impl Instance {
             gate: ServerGate::new(AccessPolicy::open(), None, rng),
             receive_disabled: Vec::new(),
             server_keys: KeyTable::new(),
+            mode6: true,
         })
     }
 
@@ -267,6 +270,18 @@ impl Instance {
         if !self.admit(index, request, meta, now, rng) {
             return;
         }
+        if request.first().is_some_and(|b| b & 7 == 6) {
+            let policy = crate::mode6::ControlPolicy {
+                enabled: self.mode6,
+                open_access: self.gate.policy.is_open(),
+            };
+            let source = meta.source.ip();
+            match crate::mode6::answer(policy, source, request, system, &self.clients, clock, now) {
+                Ok(replies) => self.send_all(index, &replies, meta),
+                Err(reason) => *self.counters.dropped.entry(reason).or_default() += 1,
+            }
+            return;
+        }
         let state = system.server_state(now);
         let mut out = [0u8; server::MAX_REPLY_LEN];
         let keys = &self.server_keys;
@@ -291,6 +306,18 @@ impl Instance {
             }
             Err(reason) => *self.counters.dropped.entry(reason.as_str()).or_default() += 1,
         }
+    }
+
+    /// Sends the datagrams of one answer (several for a fragmented control response).
+    fn send_all(&mut self, index: usize, replies: &[Vec<u8>], meta: &RecvMeta) {
+        for reply in replies {
+            if let Err(e) = self.servers[index].send(reply, Some(meta.source), meta.destination) {
+                crate::debug!("reply to {} failed: {e}", meta.source);
+                *self.counters.dropped.entry("send-error").or_default() += 1;
+                return;
+            }
+        }
+        self.counters.answered += 1;
     }
 
     /// The checks in front of `respond`, cheapest first: interface receive switch, loopback

@@ -11,6 +11,7 @@ pub mod ifname;
 pub mod instance;
 pub mod log;
 pub mod metrics;
+pub mod mode6;
 pub mod netns;
 pub mod runtime;
 pub mod snapshot;

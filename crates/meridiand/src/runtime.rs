@@ -109,6 +109,7 @@ impl Runtime {
                 &mut rng,
             );
             instance.set_server_policy(gate, receive_disabled);
+            instance.mode6 = config.control.mode6;
         }
         let metrics = match config.metrics.listen {
             None => None,
