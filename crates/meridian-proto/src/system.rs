@@ -424,12 +424,20 @@ impl System {
         {
             return ClockAdjustment::None;
         }
-        let adjustment = self.discipline.update(
-            now,
-            selection.offset,
-            selection.offset_variance,
-            self.vars.poll,
-        );
+        // The discipline's time constant follows the real interval between updates (short
+        // during an iburst), never longer than the poll interval.
+        let interval = match self.vars.last_update {
+            Some(last) => {
+                let secs = now.saturating_since(last).as_secs_f64().max(1.0);
+                PollInterval::new(secs.log2().ceil().min(17.0) as i8).min(self.vars.poll)
+            }
+            // The first update (after an iburst, or from a first sample) removes the initial
+            // offset quickly, as the next samples follow soon to correct a wrong estimate.
+            None => PollInterval::new(1).min(self.vars.poll),
+        };
+        let adjustment =
+            self.discipline
+                .update(now, selection.offset, selection.offset_variance, interval);
         if let ClockAdjustment::Panic { .. } = adjustment {
             return adjustment;
         }

@@ -57,6 +57,13 @@ pub trait Clock {
 
     /// "system", "read-only" or "simulated".
     fn name(&self) -> &'static str;
+
+    /// How fast CLOCK_MONOTONIC (which poll(2) timeouts use) runs against CLOCK_MONOTONIC_RAW
+    /// (which the daemon schedules with): 1 + the frequency correction for the system clock,
+    /// whose corrections slew CLOCK_MONOTONIC too; 1 for clocks that leave the kernel alone.
+    fn monotonic_rate(&self) -> f64 {
+        1.0
+    }
 }
 
 /// The synchronization state published to the kernel (and to anyone reading the clock).

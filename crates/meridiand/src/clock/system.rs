@@ -91,6 +91,10 @@ impl SystemClock {
 }
 
 impl Clock for SystemClock {
+    fn monotonic_rate(&self) -> f64 {
+        1.0 + self.freq_ppm * 1e-6
+    }
+
     fn now(&self) -> NtpTimestamp {
         let (s, n) = host_realtime();
         NtpTimestamp::from_unix(s, n)
