@@ -263,3 +263,58 @@ fn mode1_flood_is_capped_and_stops_nothing() {
     assert!(on_b["reach"].as_u64().unwrap() & 0x0f == 0x0f, "{on_b}");
     assert!(a.is_running() && b.is_running());
 }
+
+/// Authentication on: B's mode 1 packets carry a trusted key and get a passive association
+/// on A, bound to that key; C's unauthenticated mode 1 packets create nothing.
+#[test]
+fn only_authenticated_active_peers_get_a_passive_association() {
+    let test = "only_authenticated_active_peers_get_a_passive_association";
+    if !require_root(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 3);
+    let a_ip = net.host(0).ipv4().to_string();
+    let (b_ip, c_ip) = (
+        net.host(1).ipv4().to_string(),
+        net.host(2).ipv4().to_string(),
+    );
+    let keys = dir.join("peers.keys");
+    std::fs::write(
+        &keys,
+        "3 aes128-cmac HEX:000102030405060708090a0b0c0d0e0f\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let auth = format!(
+        "\n[authentication]\nenable = true\nkeys-file = \"{}\"\ntrusted = [3]\n",
+        keys.display()
+    );
+    let (a, a_sock) = start_meridiand(
+        net.host(0),
+        dir.path(),
+        "a",
+        &(local_server_config(3) + &auth),
+    );
+    let b_body = simulated_config("+0.05s") + &peer_table(&a_ip) + "key-id = 3\n" + &auth;
+    let (b, b_sock) = start_meridiand(net.host(1), dir.path(), "b", &b_body);
+    let c_body = simulated_config("+0.05s") + &peer_table(&a_ip);
+    let (c, c_sock) = start_meridiand(net.host(2), dir.path(), "c", &c_body);
+    wait_synchronized(&b_sock, Duration::from_secs(40))
+        .unwrap_or_else(|| panic!("B never synchronized:\n{}\n--- A:\n{}", b.log(), a.log()));
+    let on_a = session_of(&a_sock, &b_ip).expect("B's passive association on A");
+    assert_eq!(on_a["auth"], "ok", "{on_a}");
+    assert_eq!(session_of(&b_sock, &a_ip).unwrap()["auth"], "ok");
+    let refused = wait_for(Duration::from_secs(10), Duration::from_millis(250), || {
+        status(&a_sock).is_some_and(|s| {
+            s["server_counters"]["dropped"]["peer-not-authenticated"]
+                .as_u64()
+                .is_some_and(|n| n >= 3)
+        })
+    });
+    assert!(refused, "C's packets were refused: {:?}", status(&a_sock));
+    assert!(session_of(&a_sock, &c_ip).is_none(), "no association for C");
+    assert_eq!(status(&c_sock).unwrap()["synchronized"], false);
+    assert!(a.is_running() && b.is_running() && c.is_running());
+}
