@@ -74,6 +74,24 @@ pub struct Request {
     len: usize,
 }
 
+impl Request {
+    /// An empty request buffer, for the other modes that build packets.
+    pub(crate) fn empty() -> Self {
+        Self {
+            buf: [0; MAX_REQUEST_LEN],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn buf_mut(&mut self) -> &mut [u8; MAX_REQUEST_LEN] {
+        &mut self.buf
+    }
+
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len;
+    }
+}
+
 impl core::ops::Deref for Request {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -109,7 +127,7 @@ pub struct PeerInfo {
 }
 
 impl PeerInfo {
-    fn from_header(h: &Header) -> Self {
+    pub(crate) fn from_header(h: &Header) -> Self {
         Self {
             leap: h.leap,
             version: h.version,
@@ -155,6 +173,10 @@ pub enum Reply {
     /// A Kiss-o'-Death with a valid origin; RATE has lengthened our poll, DENY and RSTR have
     /// stopped the association.
     Kiss(ReferenceId),
+    /// Symmetric modes: a genuine packet that only updates the exchange state (the timestamps
+    /// we echo), without a sample: the peer had nothing of ours yet, or answered a packet of
+    /// ours that already gave a sample.
+    Handshake,
 }
 
 /// The timestamps of the last exchange, for `sessions --verbose` (Comware's org/rcv/xmt).

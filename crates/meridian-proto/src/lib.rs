@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod association;
 pub mod auth;
 pub mod checks;
 pub mod client;
@@ -15,11 +16,13 @@ pub mod filter;
 pub mod gate;
 pub mod keys;
 pub mod mode6;
+pub mod peer;
 pub mod ratelimit;
 pub mod report;
 pub mod select;
 pub mod server;
 pub mod system;
+pub mod system_peer;
 pub mod time;
 pub mod wire;
 

@@ -8,6 +8,7 @@
 //! executes on its clock. Steps are also applied here to every stored timestamp, so the
 //! owner only has to execute them once.
 
+use crate::association::Association;
 use crate::auth::Received;
 use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
 use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
@@ -78,10 +79,10 @@ pub struct SourceFlags {
     pub candidate: bool,
 }
 
-/// One configured server.
+/// One source of time: a configured server or peer, or a dynamic (passive) peer.
 #[derive(Clone, Debug)]
 pub struct Source {
-    pub association: ClientAssociation,
+    pub association: Association,
     pub filter: ClockFilter,
     /// Reference ID that identifies this server to our own clients (its address).
     pub refid: ReferenceId,
@@ -89,10 +90,22 @@ pub struct Source {
     pub prefer: bool,
     pub estimate: Option<PeerEstimate>,
     pub flags: SourceFlags,
-    last_measurement: Option<Measurement>,
+    pub(crate) last_measurement: Option<Measurement>,
 }
 
 impl Source {
+    pub(crate) fn new(association: Association, refid: ReferenceId, prefer: bool) -> Self {
+        Self {
+            association,
+            filter: ClockFilter::new(),
+            refid,
+            prefer,
+            estimate: None,
+            flags: SourceFlags::default(),
+            last_measurement: None,
+        }
+    }
+
     pub fn last_measurement(&self) -> Option<&Measurement> {
         self.last_measurement.as_ref()
     }
@@ -141,11 +154,17 @@ pub struct SystemVars {
 
 #[derive(Clone, Debug)]
 pub struct System {
-    config: SystemConfig,
-    sources: Vec<Source>,
+    pub(crate) config: SystemConfig,
+    /// Slots: a removed (expired dynamic) source leaves `None`, so ids stay stable; a slot
+    /// is reused only after the owner was told of the removal.
+    pub(crate) sources: Vec<Option<Source>>,
     discipline: Discipline,
-    vars: SystemVars,
+    pub(crate) vars: SystemVars,
     poll_counter: i32,
+    /// Reference ids of our own addresses: a source advertising one is synchronized to us.
+    pub(crate) own_refids: Vec<ReferenceId>,
+    /// Most dynamic associations (`max-dynamic-sessions`).
+    pub(crate) max_dynamic: usize,
 }
 
 impl System {
@@ -171,6 +190,8 @@ impl System {
             discipline,
             vars,
             poll_counter: 0,
+            own_refids: Vec::new(),
+            max_dynamic: crate::system_peer::DEFAULT_MAX_DYNAMIC,
         }
     }
 
@@ -188,30 +209,54 @@ impl System {
         rng: &mut dyn Entropy,
     ) -> SourceId {
         let association = ClientAssociation::new(config, now, Duration::from_secs(1), rng);
-        self.sources.push(Source {
-            association,
-            filter: ClockFilter::new(),
-            refid,
-            prefer,
-            estimate: None,
-            flags: SourceFlags::default(),
-            last_measurement: None,
-        });
-        if self.vars.poll > config.minpoll || self.sources.len() == 1 {
-            self.vars.poll = config.minpoll;
+        self.insert(Source::new(Association::Client(association), refid, prefer))
+    }
+
+    /// Stores a source in the first free slot and returns its id.
+    pub(crate) fn insert(&mut self, source: Source) -> SourceId {
+        let minpoll = source.association.config().minpoll;
+        let first = self.sources().next().is_none();
+        if source.association.configured() && (self.vars.poll > minpoll || first) {
+            self.vars.poll = minpoll;
         }
-        SourceId(self.sources.len() - 1)
+        match self.sources.iter().position(Option::is_none) {
+            Some(i) => {
+                self.sources[i] = Some(source);
+                SourceId(i)
+            }
+            None => {
+                self.sources.push(Some(source));
+                SourceId(self.sources.len() - 1)
+            }
+        }
     }
 
     pub fn sources(&self) -> impl Iterator<Item = (SourceId, &Source)> {
         self.sources
             .iter()
             .enumerate()
-            .map(|(i, s)| (SourceId(i), s))
+            .filter_map(|(i, s)| s.as_ref().map(|s| (SourceId(i), s)))
     }
 
     pub fn source(&self, id: SourceId) -> Option<&Source> {
-        self.sources.get(id.0)
+        self.sources.get(id.0).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn source_mut(&mut self, id: SourceId) -> Option<&mut Source> {
+        self.sources.get_mut(id.0).and_then(Option::as_mut)
+    }
+
+    /// Stratum the source at slot `i` advertises (16 when unknown).
+    fn stratum_at(&self, i: usize) -> u8 {
+        self.sources[i]
+            .as_ref()
+            .and_then(|s| s.association.peer())
+            .map_or(16, |p| p.stratum)
+    }
+
+    /// Source at a slot index that is known to be occupied (from a candidate list).
+    fn at(&mut self, i: usize) -> &mut Source {
+        self.sources[i].as_mut().expect("occupied slot")
     }
 
     pub fn vars(&self) -> &SystemVars {
@@ -229,9 +274,8 @@ impl System {
 
     /// Earliest time any association wants to send.
     pub fn poll_timeout(&self) -> Option<Mono> {
-        self.sources
-            .iter()
-            .filter_map(|s| s.association.poll_timeout())
+        self.sources()
+            .filter_map(|(_, s)| s.association.poll_timeout())
             .min()
     }
 
@@ -254,9 +298,11 @@ impl System {
         local_now: NtpTimestamp,
         rng: &mut dyn Entropy,
     ) -> Vec<(SourceId, Request)> {
+        let state = self.server_state(now);
         let mut out = Vec::new();
-        for (i, s) in self.sources.iter_mut().enumerate() {
-            if let Some(bytes) = s.association.handle_timeout(now, local_now, rng) {
+        for (i, slot) in self.sources.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
+            if let Some(bytes) = s.association.handle_timeout(now, local_now, &state, rng) {
                 out.push((SourceId(i), bytes));
             }
         }
@@ -269,17 +315,29 @@ impl System {
     pub fn housekeeping(&mut self, now: Mono, local_now: NtpTimestamp) -> bool {
         let before = self.vars.sync;
         if let SyncSource::Peer(id) = self.vars.sync {
-            if self.sources[id.0].association.reach() == 0 {
-                self.sources[id.0].flags = SourceFlags::default();
-                self.vars.leap = Leap::Unsynchronized;
-                self.vars.stratum = 16;
-                self.vars.reference_id = ReferenceId::INIT;
-                self.vars.sync = SyncSource::None;
-                self.vars.last_update = None;
+            let lost = match self.source_mut(id) {
+                Some(s) if s.association.reach() != 0 => false,
+                Some(s) => {
+                    s.flags = SourceFlags::default();
+                    true
+                }
+                None => true,
+            };
+            if lost {
+                self.unsynchronize();
             }
         }
         self.use_local_reference_if_better(now, local_now);
         before != self.vars.sync
+    }
+
+    /// Forgets the system peer: unsynchronized until the next update.
+    pub(crate) fn unsynchronize(&mut self) {
+        self.vars.leap = Leap::Unsynchronized;
+        self.vars.stratum = 16;
+        self.vars.reference_id = ReferenceId::INIT;
+        self.vars.sync = SyncSource::None;
+        self.vars.last_update = None;
     }
 
     fn use_local_reference_if_better(&mut self, now: Mono, local_now: NtpTimestamp) {
@@ -324,13 +382,29 @@ impl System {
         reply: &R,
     ) -> Result<ClockAdjustment, &'static str> {
         let precision = self.config.precision;
-        let source = self.sources.get_mut(id.0).ok_or("unknown source")?;
+        let source = self.source_mut(id).ok_or("unknown source")?;
         let reply = source
             .association
             .handle_packet(now, local_rx, reply, precision)
             .map_err(|c| c.first_failure().unwrap_or("rejected"))?;
+        Ok(self.use_reply(id, reply, now, local_rx))
+    }
+
+    /// Feeds what a genuine packet gave to the source's filter and, with a new estimate, to
+    /// selection and the discipline.
+    pub(crate) fn use_reply(
+        &mut self,
+        id: SourceId,
+        reply: Reply,
+        now: Mono,
+        local_rx: NtpTimestamp,
+    ) -> ClockAdjustment {
+        let precision = self.config.precision;
         let Reply::Sample(m) = reply else {
-            return Ok(ClockAdjustment::None);
+            return ClockAdjustment::None;
+        };
+        let Some(source) = self.source_mut(id) else {
+            return ClockAdjustment::None;
         };
         source.last_measurement = Some(m);
         let sample = Sample {
@@ -342,15 +416,17 @@ impl System {
         let precision_s = NtpDuration::from_exponent(precision).to_seconds();
         if let Some(est) = source.filter.add(sample, precision_s) {
             source.estimate = Some(est);
-            return Ok(self.clock_update(now, local_rx));
+            return self.clock_update(now, local_rx);
         }
-        Ok(ClockAdjustment::None)
+        ClockAdjustment::None
     }
 
     /// Selection, clustering, combining and the discipline (RFC 5905 clock_select/update).
     fn clock_update(&mut self, now: Mono, local_now: NtpTimestamp) -> ClockAdjustment {
         let mut candidates = Vec::new();
-        for (i, s) in self.sources.iter_mut().enumerate() {
+        let own_refids = &self.own_refids;
+        for (i, slot) in self.sources.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
             s.flags = SourceFlags::default();
             let (Some(est), Some(peer), Some(dist)) = (
                 s.filter.estimate(now),
@@ -363,6 +439,8 @@ impl System {
                 || peer.stratum == 0
                 || peer.stratum >= 16
                 || dist >= MAX_DISTANCE
+                // Synchronized to us (RFC 5905 TEST12, a timing loop).
+                || (peer.stratum > 1 && own_refids.contains(&peer.reference_id))
             {
                 continue;
             }
@@ -384,30 +462,27 @@ impl System {
             return ClockAdjustment::None;
         }
         for &i in &selection.survivors {
-            self.sources[i].flags.selected = true;
+            self.at(i).flags.selected = true;
         }
-        let stratum_of = |i: usize| self.sources[i].association.peer().map_or(16, |p| p.stratum);
+
         // Clock-hop stickiness: keep the current system peer while it survives and is as good
         // as the best in stratum, so that equal sources do not take turns.
         let mut peer_id = selection.system_peer;
         if let SyncSource::Peer(current) = self.vars.sync {
             if current.0 != peer_id
                 && selection.survivors.contains(&current.0)
-                && stratum_of(current.0) <= stratum_of(peer_id)
-                && !self.sources[peer_id].prefer
+                && self.stratum_at(current.0) <= self.stratum_at(peer_id)
+                && !self.at(peer_id).prefer
             {
                 peer_id = current.0;
             }
         }
-        self.sources[peer_id].flags.system_peer = true;
-        let peer_stratum = self.sources[peer_id]
-            .association
-            .peer()
-            .map_or(16, |p| p.stratum);
+        self.at(peer_id).flags.system_peer = true;
+        let peer_stratum = self.stratum_at(peer_id);
         // The local reference wins when it gives a lower stratum than the network.
         if let Some(local) = self.config.local_reference {
             if local.stratum <= peer_stratum {
-                self.sources[peer_id].flags.system_peer = false;
+                self.at(peer_id).flags.system_peer = false;
                 self.vars.sync = SyncSource::None;
                 self.use_local_reference_if_better(now, local_now);
                 return ClockAdjustment::None;
@@ -415,7 +490,8 @@ impl System {
         }
 
         // Only a sample newer than the last update moves the clock.
-        let peer_est = self.sources[peer_id]
+        let peer_est = self
+            .at(peer_id)
             .filter
             .estimate(now)
             .expect("candidate has an estimate");
@@ -441,14 +517,15 @@ impl System {
         if let ClockAdjustment::Panic { .. } = adjustment {
             return adjustment;
         }
-        let peer = *self.sources[peer_id]
+        let peer = *self
+            .at(peer_id)
             .association
             .peer()
             .expect("candidate has a peer");
         self.vars = SystemVars {
             leap: peer.leap,
             stratum: peer.stratum.saturating_add(1).min(16),
-            reference_id: self.sources[peer_id].refid,
+            reference_id: self.at(peer_id).refid,
             reference_ts: local_now,
             root_delay: peer.root_delay.to_seconds() + peer_est.delay,
             root_dispersion: peer.root_dispersion.to_seconds()
@@ -486,27 +563,29 @@ impl System {
                 self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
             }
         }
-        let max = self
-            .sources
-            .iter()
-            .map(|s| s.association.config().maxpoll)
+        // Only configured associations bound the system poll (passive ones follow their peer).
+        let configured = || {
+            self.sources()
+                .map(|(_, s)| &s.association)
+                .filter(|a| a.configured())
+        };
+        let max = configured()
+            .map(|a| a.config().maxpoll)
             .max()
             .unwrap_or(PollInterval::MAX);
-        let min = self
-            .sources
-            .iter()
-            .map(|s| s.association.config().minpoll)
+        let min = configured()
+            .map(|a| a.config().minpoll)
             .min()
             .unwrap_or(PollInterval::MIN);
         self.vars.poll = self.vars.poll.max(min).min(max);
-        for s in &mut self.sources {
+        for s in self.sources.iter_mut().flatten() {
             s.association.set_system_poll(self.vars.poll);
         }
     }
 
     /// The clock was stepped by `step` seconds: move every stored local timestamp with it.
     fn apply_step(&mut self, step: f64) {
-        for s in &mut self.sources {
+        for s in self.sources.iter_mut().flatten() {
             s.association.apply_step(step);
             s.filter.apply_step(step);
             s.estimate = None;

@@ -15,6 +15,7 @@ use clock::{gaussian, SimClock};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::{ClockAdjustment, DisciplineConfig};
 use meridian_proto::entropy::{Entropy, SplitMix64};
+use meridian_proto::keys::KeyTable;
 use meridian_proto::server;
 use meridian_proto::system::{LocalReference, SourceId, System, SystemConfig};
 use meridian_proto::time::{Mono, PollInterval};
@@ -69,6 +70,8 @@ pub struct Node {
     pub clock: SimClock,
     /// Servers this node polls: (source id in its system, index of the server node).
     pub upstream: Vec<(SourceId, usize)>,
+    /// Symmetric associations, active and passive: (source id, index of the peer node).
+    pub peers: Vec<(SourceId, usize)>,
     pub steps: u32,
 }
 
@@ -81,6 +84,12 @@ enum EventKind {
         server: usize,
         client: usize,
         source: SourceId,
+        bytes: Vec<u8>,
+    },
+    /// A symmetric packet (mode 1 or 2) from node `from` reaches node `to`.
+    Symmetric {
+        to: usize,
+        from: usize,
         bytes: Vec<u8>,
     },
     /// A reply reaches `client`.
@@ -184,6 +193,8 @@ impl Simulation {
             min_survivors: 1,
         };
         let mut system = System::new(config);
+        let own = std::net::Ipv4Addr::new(198, 18, 0, self.nodes.len() as u8 + 1);
+        system.add_own_address(own.into());
         system.housekeeping(mono(0.0), clock::true_timestamp(spec.epoch_unix, 0.0));
         let mut clock = SimClock::new(spec.initial_offset, spec.frequency_ppm, spec.wander_ppm);
         clock.epoch_unix = spec.epoch_unix;
@@ -191,6 +202,7 @@ impl Simulation {
             system,
             clock,
             upstream: Vec::new(),
+            peers: Vec::new(),
             steps: 0,
         });
         let n = self.nodes.len();
@@ -220,6 +232,41 @@ impl Simulation {
         );
         self.nodes[client].upstream.push((id, server));
         self.schedule_timer(client);
+    }
+
+    /// Makes `active` a symmetric-active peer of `passive`, which gets a dynamic passive
+    /// association from the first packet.
+    pub fn add_peer(&mut self, active: usize, passive: usize, config: ClientConfig) {
+        let refid = ReferenceId([198, 18, 0, passive as u8 + 1]);
+        let id =
+            self.nodes[active]
+                .system
+                .add_peer(config, refid, false, mono(self.now), &mut self.rng);
+        self.nodes[active].peers.push((id, passive));
+        self.schedule_timer(active);
+    }
+
+    /// Sends `bytes` from node `from` to node `to` over their link.
+    fn send_symmetric(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if let Some(d) = self.links[from][to].sample(&mut self.rng) {
+            self.push(self.now + d, EventKind::Symmetric { to, from, bytes });
+        }
+    }
+
+    fn apply(&mut self, node: usize, adj: ClockAdjustment) {
+        let n = &mut self.nodes[node];
+        match adj {
+            ClockAdjustment::None | ClockAdjustment::Panic { .. } => {}
+            ClockAdjustment::Frequency { frequency_ppm } => n.clock.correction_ppm = frequency_ppm,
+            ClockAdjustment::Step {
+                offset,
+                frequency_ppm,
+            } => {
+                n.clock.step(offset);
+                n.clock.correction_ppm = frequency_ppm;
+                n.steps += 1;
+            }
+        }
     }
 
     fn push(&mut self, time: f64, kind: EventKind) {
@@ -296,6 +343,12 @@ impl Simulation {
                 let sends = n.system.handle_timeout(mono(now), local, &mut self.rng);
                 n.system.housekeeping(mono(now), local);
                 for (source, bytes) in sends {
+                    if let Some(&(_, peer)) =
+                        self.nodes[node].peers.iter().find(|(s, _)| *s == source)
+                    {
+                        self.send_symmetric(node, peer, bytes.to_vec());
+                        continue;
+                    }
                     let Some(&(_, server)) =
                         self.nodes[node].upstream.iter().find(|(s, _)| *s == source)
                     else {
@@ -346,6 +399,55 @@ impl Simulation {
                         );
                     }
                 }
+            }
+            EventKind::Symmetric { to, from, bytes } => {
+                let n = &mut self.nodes[to];
+                n.clock.advance(now, &mut self.rng);
+                let rx = n.clock.read(now);
+                let clock = n.clock.clone();
+                let Ok(packet) = wire::parse(&bytes) else {
+                    return;
+                };
+                let route = n.peers.iter().find(|(_, p)| *p == from).map(|(s, _)| *s);
+                let reply = match route {
+                    Some(id) => {
+                        let out = n.system.handle_symmetric(
+                            id,
+                            mono(now),
+                            rx,
+                            &packet,
+                            &mut self.rng,
+                            || clock.read(now),
+                        );
+                        if let Ok(adj) = out.result {
+                            self.apply(to, adj);
+                        }
+                        out.reply
+                    }
+                    None => {
+                        let refid = ReferenceId([198, 18, 0, from as u8 + 1]);
+                        match n.system.accept_passive(
+                            &packet,
+                            &KeyTable::new(),
+                            false,
+                            refid,
+                            mono(now),
+                            rx,
+                            &mut self.rng,
+                            || clock.read(now),
+                        ) {
+                            Ok((id, reply)) => {
+                                n.peers.push((id, from));
+                                Some(reply)
+                            }
+                            Err(_) => None,
+                        }
+                    }
+                };
+                if let Some(reply) = reply {
+                    self.send_symmetric(to, from, reply.to_vec());
+                }
+                self.schedule_timer(to);
             }
             EventKind::Reply {
                 client,

@@ -85,6 +85,10 @@ pub struct Instance {
     pub server_keys: KeyTable,
     /// `[control] mode6`: answer NTP control queries (see `mode6.rs`).
     pub mode6: bool,
+    /// Symmetric associations of this instance, configured and dynamic, by peer address.
+    peers: Vec<peers::PeerRoute>,
+    /// Authentication enabled: a passive association needs a packet with a trusted key.
+    pub auth_enabled: bool,
 }
 
 impl Instance {
@@ -100,6 +104,7 @@ impl Instance {
         port: u16,
         dscp: u8,
         clients: &[ClientSpec],
+        peer_specs: &[ClientSpec],
         system: &mut System,
         now: Mono,
         rng: &mut dyn Entropy,
@@ -117,7 +122,8 @@ impl Instance {
             .map(|n| format!(" in VPN instance {n}"))
             .unwrap_or_default();
         let mut servers = Vec::new();
-        if serve {
+        // Symmetric peers send from the NTP port, so they need the server sockets too.
+        if serve || !peer_specs.is_empty() {
             let v4 = UdpSocket::bind_on_device(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                 device,
@@ -157,6 +163,19 @@ impl Instance {
                 socket,
             });
         }
+        let peers = peer_specs
+            .iter()
+            .map(|spec| peers::PeerRoute {
+                id: system.add_peer(
+                    spec.config,
+                    ReferenceId::from_ip(spec.remote.ip()),
+                    spec.prefer,
+                    now,
+                    rng,
+                ),
+                remote: spec.remote,
+            })
+            .collect();
         Ok(Self {
             name,
             binding,
@@ -167,6 +186,8 @@ impl Instance {
             receive_disabled: Vec::new(),
             server_keys: KeyTable::new(),
             mode6: true,
+            peers,
+            auth_enabled: false,
         })
     }
 
@@ -226,6 +247,10 @@ impl Instance {
             };
             let data = &buf[..meta.len.min(RECV_BUF)];
             match which {
+                SocketRef::Server(i) if peers::is_symmetric(data) => {
+                    let adj = self.symmetric(i, data, &meta, rx_local, system, clock, mono(), rng);
+                    adjustments.extend(adj);
+                }
                 SocketRef::Server(i) => {
                     self.serve(i, data, &meta, rx_local, system, clock, mono(), rng)
                 }
@@ -398,7 +423,7 @@ impl Instance {
     /// Sends `bytes` for source `id` if it belongs to this instance; returns whether it did.
     pub fn send_request(&self, id: SourceId, bytes: &[u8]) -> bool {
         let Some(client) = self.clients.iter().find(|c| c.id == id) else {
-            return false;
+            return self.send_to_peer(id, bytes);
         };
         if let Err(e) = client.socket.send(bytes, None, None) {
             crate::debug!("{}request to {} failed: {e}", self.label(), client.remote);
@@ -413,3 +438,7 @@ impl Instance {
             .unwrap_or_default()
     }
 }
+
+#[path = "instance_peers.rs"]
+mod peers;
+pub use peers::PeerRoute;

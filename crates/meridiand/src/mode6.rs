@@ -219,7 +219,7 @@ fn client_association(
             reference_time: info.map_or(NtpTimestamp::ZERO, |p| p.reference_ts),
             rec,
             reach,
-            hmode: 3,
+            hmode: assoc.local_mode() as u8,
             pmode: info.map_or(0, |p| p.mode as u8),
             hpoll: assoc.poll().log2(),
             ppoll: info.map_or(assoc.poll().log2(), |p| p.poll),

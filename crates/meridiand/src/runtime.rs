@@ -269,6 +269,13 @@ impl Runtime {
                 crate::debug!("no socket for source {id:?}");
             }
         }
+        let expired = self.system.expire_dynamic(now);
+        if !expired.is_empty() {
+            crate::info!("{} idle dynamic association(s) removed", expired.len());
+            for inst in &mut self.instances {
+                inst.forget_sources(&expired);
+            }
+        }
         if self.system.housekeeping(now, local_now) {
             crate::info!(
                 "synchronization source is now {:?}",

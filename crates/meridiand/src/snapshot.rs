@@ -4,9 +4,10 @@
 use crate::clock::Clock;
 use crate::instance::Instance;
 use meridian_proto::report::{ServerCountersReport, SessionDetail, SessionReport, StatusReport};
-use meridian_proto::system::{LocalReference, SourceId, SyncSource, System};
+use meridian_proto::system::{LocalReference, Source, SourceId, SyncSource, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::ReferenceId;
+use std::net::SocketAddr;
 
 /// Formats an NTP timestamp as RFC 3339 UTC, resolving the era near the local clock.
 pub fn rfc3339(ts: NtpTimestamp, clock_now: NtpTimestamp) -> String {
@@ -46,16 +47,12 @@ fn refid_text(refid: ReferenceId, stratum: u8) -> String {
     refid.display(stratum)
 }
 
-/// The instance and socket of source `id`.
-fn locate(
-    instances: &[Instance],
-    id: SourceId,
-) -> Option<(&Instance, &crate::instance::ClientSocket)> {
+/// The instance and remote address of source `id` (a server or a peer).
+fn locate(instances: &[Instance], id: SourceId) -> Option<(&Instance, SocketAddr)> {
     instances.iter().find_map(|inst| {
-        inst.clients()
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| (inst, c))
+        let client = inst.clients().iter().find(|c| c.id == id).map(|c| c.remote);
+        let peer = || inst.peers().iter().find(|p| p.id == id).map(|p| p.remote);
+        client.or_else(peer).map(|remote| (inst, remote))
     })
 }
 
@@ -73,7 +70,7 @@ pub fn status(
         _ => None,
     };
     let system_peer = match vars.sync {
-        SyncSource::Peer(_) => peer.map(|(_, c)| c.remote.ip().to_string()),
+        SyncSource::Peer(_) => peer.map(|(_, remote)| remote.ip().to_string()),
         SyncSource::Local => system
             .config()
             .local_reference
@@ -134,103 +131,116 @@ pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<Sessi
             system.config().precision,
         ));
     }
-    let clients = instances
-        .iter()
-        .flat_map(|inst| inst.clients().iter().map(move |c| (inst, c)));
-    for (instance, client) in clients {
-        let Some(source) = system.source(client.id) else {
+    // Servers first, then symmetric peers (configured, then dynamic), per instance.
+    let routes = instances.iter().flat_map(|inst| {
+        let clients = inst.clients().iter().map(|c| (c.id, c.remote));
+        let peers = inst.peers().iter().map(|p| (p.id, p.remote));
+        clients
+            .chain(peers)
+            .map(move |(id, remote)| (inst, id, remote))
+    });
+    for (instance, id, remote) in routes {
+        let Some(source) = system.source(id) else {
             continue;
         };
-        let assoc = &source.association;
-        let peer = assoc.peer();
-        let stratum = peer.map_or(16, |p| p.stratum);
-        let est = source.filter.estimate(now);
-        let mut flags = Vec::new();
-        if source.flags.system_peer {
-            flags.push("master");
-        }
-        if stratum <= 15 && stratum > 0 {
-            flags.push("peer");
-        }
-        if source.flags.selected {
-            flags.push("selected");
-        }
-        if source.flags.candidate {
-            flags.push("candidate");
-        }
-        flags.push("configured");
-        let mut status = vec!["configured"];
-        status.extend(
-            flags
-                .iter()
-                .filter(|f| matches!(**f, "master" | "selected" | "candidate")),
-        );
-        let stats = assoc.stats();
-        status.push(
-            if stats.last_rejection.is_some_and(|r| r == "authentication") {
-                "insane"
-            } else {
-                "sane"
-            },
-        );
-        status.push(if assoc.reach() != 0 {
-            "valid"
-        } else {
-            "invalid"
-        });
-        if stratum >= 16 {
-            status.push("unsynced");
-        }
-        let times = assoc.times();
-        let samples: Vec<_> = source.filter.samples().take(8).collect();
-        out.push(SessionReport {
-            source: client.remote.ip().to_string(),
-            vpn_instance: instance.name.clone(),
-            local_mode: "client".to_owned(),
-            peer_mode: peer.map_or("unspec", |p| p.mode.as_str()).to_owned(),
-            configured: true,
-            flags: flags.iter().map(|s| s.to_string()).collect(),
-            stratum,
-            reference_id: peer.map_or_else(
-                || "INIT".to_owned(),
-                |p| refid_text(p.reference_id, p.stratum),
-            ),
-            reach: assoc.reach(),
-            poll_s: assoc.poll().as_seconds() as u64,
-            last_receive_s: assoc
-                .last_receive()
-                .map(|t| now.saturating_since(t).as_secs()),
-            offset_ms: est.map_or(0.0, |e| e.offset * 1e3),
-            delay_ms: est.map_or(0.0, |e| e.delay * 1e3),
-            dispersion_ms: est.map_or(16_000.0, |e| e.dispersion * 1e3),
-            auth: assoc.auth_status().to_owned(),
-            verbose: SessionDetail {
-                local_poll_log2: assoc.poll().log2(),
-                peer_poll_log2: peer.map_or(0, |p| p.poll),
-                root_delay_ms: peer.map_or(0.0, |p| p.root_delay.to_seconds() * 1e3),
-                root_dispersion_ms: peer.map_or(0.0, |p| p.root_dispersion.to_seconds() * 1e3),
-                sync_distance_s: source.root_distance(now).unwrap_or(16.0),
-                precision_log2: peer.map_or(0, |p| p.precision),
-                version: assoc.config().version,
-                source_interface: None,
-                status: status.iter().map(|s| s.to_string()).collect(),
-                reftime: peer
-                    .map_or(NtpTimestamp::ZERO, |p| p.reference_ts)
-                    .to_string(),
-                orgtime: times.origin.to_string(),
-                rcvtime: times.receive.to_string(),
-                xmttime: times.transmit.to_string(),
-                filter_delay_ms: samples.iter().map(|s| s.delay * 1e3).collect(),
-                filter_offset_ms: samples.iter().map(|s| s.offset * 1e3).collect(),
-                filter_dispersion_ms: samples.iter().map(|s| s.dispersion * 1e3).collect(),
-                packets_sent: stats.sent,
-                packets_received: stats.received,
-                packets_rejected: stats.rejected,
-                last_rejection: stats.last_rejection.map(str::to_owned),
-            },
-        });
+        out.push(session(instance, remote, source, now));
     }
     out
+}
+
+/// One association as a session report.
+fn session(instance: &Instance, remote: SocketAddr, source: &Source, now: Mono) -> SessionReport {
+    let assoc = &source.association;
+    let configured = assoc.configured();
+    let peer = assoc.peer();
+    let stratum = peer.map_or(16, |p| p.stratum);
+    let est = source.filter.estimate(now);
+    let mut flags = Vec::new();
+    if source.flags.system_peer {
+        flags.push("master");
+    }
+    if stratum <= 15 && stratum > 0 {
+        flags.push("peer");
+    }
+    if source.flags.selected {
+        flags.push("selected");
+    }
+    if source.flags.candidate {
+        flags.push("candidate");
+    }
+    if configured {
+        flags.push("configured");
+    }
+    let mut status = vec![if configured { "configured" } else { "dynamic" }];
+    status.extend(
+        flags
+            .iter()
+            .filter(|f| matches!(**f, "master" | "selected" | "candidate")),
+    );
+    let stats = assoc.stats();
+    status.push(
+        if stats.last_rejection.is_some_and(|r| r == "authentication") {
+            "insane"
+        } else {
+            "sane"
+        },
+    );
+    status.push(if assoc.reach() != 0 {
+        "valid"
+    } else {
+        "invalid"
+    });
+    if stratum >= 16 {
+        status.push("unsynced");
+    }
+    let times = assoc.times();
+    let samples: Vec<_> = source.filter.samples().take(8).collect();
+    SessionReport {
+        source: remote.ip().to_string(),
+        vpn_instance: instance.name.clone(),
+        local_mode: assoc.local_mode().as_str().to_owned(),
+        peer_mode: peer.map_or("unspec", |p| p.mode.as_str()).to_owned(),
+        configured,
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+        stratum,
+        reference_id: peer.map_or_else(
+            || "INIT".to_owned(),
+            |p| refid_text(p.reference_id, p.stratum),
+        ),
+        reach: assoc.reach(),
+        poll_s: assoc.poll().as_seconds() as u64,
+        last_receive_s: assoc
+            .last_receive()
+            .map(|t| now.saturating_since(t).as_secs()),
+        offset_ms: est.map_or(0.0, |e| e.offset * 1e3),
+        delay_ms: est.map_or(0.0, |e| e.delay * 1e3),
+        dispersion_ms: est.map_or(16_000.0, |e| e.dispersion * 1e3),
+        auth: assoc.auth_status().to_owned(),
+        verbose: SessionDetail {
+            local_poll_log2: assoc.poll().log2(),
+            peer_poll_log2: peer.map_or(0, |p| p.poll),
+            root_delay_ms: peer.map_or(0.0, |p| p.root_delay.to_seconds() * 1e3),
+            root_dispersion_ms: peer.map_or(0.0, |p| p.root_dispersion.to_seconds() * 1e3),
+            sync_distance_s: source.root_distance(now).unwrap_or(16.0),
+            precision_log2: peer.map_or(0, |p| p.precision),
+            version: assoc.config().version,
+            source_interface: None,
+            status: status.iter().map(|s| s.to_string()).collect(),
+            reftime: peer
+                .map_or(NtpTimestamp::ZERO, |p| p.reference_ts)
+                .to_string(),
+            orgtime: times.origin.to_string(),
+            rcvtime: times.receive.to_string(),
+            xmttime: times.transmit.to_string(),
+            filter_delay_ms: samples.iter().map(|s| s.delay * 1e3).collect(),
+            filter_offset_ms: samples.iter().map(|s| s.offset * 1e3).collect(),
+            filter_dispersion_ms: samples.iter().map(|s| s.dispersion * 1e3).collect(),
+            packets_sent: stats.sent,
+            packets_received: stats.received,
+            packets_rejected: stats.rejected,
+            last_rejection: stats.last_rejection.map(str::to_owned),
+        },
+    }
 }
 
 /// The local clock as a session (Comware lists it as 127.127.1.u with reference LOCL).

@@ -91,8 +91,8 @@ fn client_spec(server: &AssociationConfig, keys: &KeyTable) -> Result<ClientSpec
     })
 }
 
-/// Opens the public instance and every VPN instance, registering their associations with
-/// `system`.
+/// Opens the public instance and every VPN instance, registering their associations
+/// (servers and symmetric peers) with `system`, and sets `max-dynamic-sessions`.
 pub fn open_instances(
     config: &Config,
     system: &mut System,
@@ -100,6 +100,7 @@ pub fn open_instances(
     rng: &mut dyn Entropy,
 ) -> Result<Vec<Instance>, String> {
     let keys = crate::auth::key_table(&config.authentication)?;
+    system.set_max_dynamic(usize::from(config.service.max_dynamic_sessions));
     let mut names: Vec<Option<&String>> = vec![None];
     names.extend(config.vpn_instances.keys().map(Some));
     let mut instances = Vec::new();
@@ -120,6 +121,13 @@ pub fn open_instances(
             .filter(|s| s.vpn_instance.as_ref() == name)
             .map(|s| client_spec(s, &keys))
             .collect::<Result<Vec<_>, _>>()?;
+        // `[[unicast-peer]]`: the same options, a symmetric-active association.
+        let peers = config
+            .unicast_peers
+            .iter()
+            .filter(|s| s.vpn_instance.as_ref() == name)
+            .map(|s| client_spec(s, &keys))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut instance = Instance::open(
             name.cloned(),
             binding,
@@ -127,12 +135,14 @@ pub fn open_instances(
             config.service.port,
             config.service.dscp,
             &clients,
+            &peers,
             system,
             now,
             rng,
         )
         .map_err(|e| e.to_string())?;
         instance.server_keys = keys.clone();
+        instance.auth_enabled = config.authentication.enable;
         instances.push(instance);
     }
     Ok(instances)

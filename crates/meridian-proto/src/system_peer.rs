@@ -1,0 +1,230 @@
+//! The symmetric part of the [`System`]: configured (active) peers, the dynamic passive
+//! associations that an authorised mode 1 packet creates, their limits and their expiry, and
+//! the addresses that identify us (a peer advertising one as its reference is synchronized
+//! to us and never selected).
+//!
+//! Passive creation rules (attack guide 1.E, RFC 8633 section 5.6): the caller has already
+//! checked the sender's `peer` access right; here the packet must be mode 1 with a non-zero
+//! transmit timestamp; with authentication enabled it must carry a valid MAC of a trusted key
+//! (the new association is bound to that key), without it it must carry no MAC at all; a
+//! crypto-NAK never creates anything. Dynamic associations are at most `max-dynamic-sessions`
+//! (lowering the limit keeps existing ones, refuses new ones) and all associations at most
+//! [`MAX_ASSOCIATIONS`]. A passive association is removed only by [`System::expire_dynamic`],
+//! after [`crate::peer::DYNAMIC_TIMEOUT`] without a genuine packet: no packet removes one.
+
+use crate::association::Association;
+use crate::auth::{self, AuthResult, Received};
+use crate::client::{ClientConfig, Request};
+use crate::discipline::ClockAdjustment;
+use crate::entropy::Entropy;
+use crate::keys::KeyTable;
+use crate::peer::{PeerAssociation, PeerRole};
+use crate::system::{Source, SourceId, SyncSource, System};
+use crate::time::{Mono, NtpTimestamp};
+use crate::wire::{Mode, ReferenceId};
+use core::time::Duration;
+use std::net::IpAddr;
+
+/// Default `max-dynamic-sessions`.
+pub const DEFAULT_MAX_DYNAMIC: usize = 100;
+/// Largest `max-dynamic-sessions`.
+pub const MAX_DYNAMIC_LIMIT: usize = 100;
+/// Associations of all kinds at most (Comware: 128).
+pub const MAX_ASSOCIATIONS: usize = 128;
+/// Own reference ids remembered for the loop check.
+const MAX_OWN_REFIDS: usize = 32;
+
+/// Why a mode 1 packet from an unknown peer created no association.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PassiveRefusal {
+    /// Not mode 1, or no transmit timestamp.
+    NotActive,
+    /// Authentication is enabled and the packet has no valid MAC of a trusted key.
+    NotAuthenticated(AuthResult),
+    /// Authentication is disabled and the packet carries a MAC (or a crypto-NAK).
+    UnexpectedMac,
+    /// `max-dynamic-sessions` reached.
+    DynamicLimit,
+    /// [`MAX_ASSOCIATIONS`] reached.
+    TotalLimit,
+}
+
+impl PassiveRefusal {
+    /// Counter name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassiveRefusal::NotActive => "not-symmetric-active",
+            PassiveRefusal::NotAuthenticated(_) => "peer-not-authenticated",
+            PassiveRefusal::UnexpectedMac => "peer-unexpected-mac",
+            PassiveRefusal::DynamicLimit => "dynamic-limit",
+            PassiveRefusal::TotalLimit => "association-limit",
+        }
+    }
+}
+
+/// What a symmetric packet for a known association led to.
+#[derive(Debug)]
+pub struct SymmetricOutcome {
+    /// The clock adjustment to execute, or why the packet was rejected.
+    pub result: Result<ClockAdjustment, &'static str>,
+    /// The passive side's mode 2 answer, to send from the NTP port to the packet's source.
+    pub reply: Option<Request>,
+}
+
+impl System {
+    /// Adds a configured symmetric-active association toward a peer whose reference ID (to
+    /// our clients) is `refid`.
+    pub fn add_peer(
+        &mut self,
+        config: ClientConfig,
+        refid: ReferenceId,
+        prefer: bool,
+        now: Mono,
+        rng: &mut dyn Entropy,
+    ) -> SourceId {
+        let assoc = PeerAssociation::active(config, now, Duration::from_secs(1), rng);
+        self.insert(Source::new(Association::Peer(assoc), refid, prefer))
+    }
+
+    /// Sets `max-dynamic-sessions` (clamped to 0..=100). Existing dynamic associations stay.
+    pub fn set_max_dynamic(&mut self, max: usize) {
+        self.max_dynamic = max.min(MAX_DYNAMIC_LIMIT);
+    }
+
+    pub fn max_dynamic(&self) -> usize {
+        self.max_dynamic
+    }
+
+    /// Dynamic (passive) associations now.
+    pub fn dynamic_count(&self) -> usize {
+        self.sources()
+            .filter(|(_, s)| !s.association.configured())
+            .count()
+    }
+
+    /// Registers one of our own addresses (a destination of received packets): a source whose
+    /// reference ID is this address is synchronized to us and is never selected.
+    pub fn add_own_address(&mut self, addr: IpAddr) {
+        let refid = ReferenceId::from_ip(crate::access::canonical(addr));
+        if !self.own_refids.contains(&refid) {
+            if self.own_refids.len() == MAX_OWN_REFIDS {
+                self.own_refids.remove(0);
+            }
+            self.own_refids.push(refid);
+        }
+    }
+
+    /// A symmetric packet (mode 1 or 2) from the address of the peer association `id`.
+    /// `transmit_time` is read last, for the passive side's answer.
+    pub fn handle_symmetric<R: Received + ?Sized>(
+        &mut self,
+        id: SourceId,
+        now: Mono,
+        local_rx: NtpTimestamp,
+        packet: &R,
+        rng: &mut dyn Entropy,
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> SymmetricOutcome {
+        let precision = self.config.precision;
+        let state = self.server_state(now);
+        let Some(source) = self.source_mut(id) else {
+            return SymmetricOutcome {
+                result: Err("unknown source"),
+                reply: None,
+            };
+        };
+        let Association::Peer(peer) = &mut source.association else {
+            return SymmetricOutcome {
+                result: Err("not a peer"),
+                reply: None,
+            };
+        };
+        let reply = match peer.handle_packet(now, local_rx, packet, precision) {
+            Ok(r) => r,
+            Err(c) => {
+                return SymmetricOutcome {
+                    result: Err(c.first_failure().unwrap_or("rejected")),
+                    reply: None,
+                }
+            }
+        };
+        let answer = (peer.role() == PeerRole::Passive)
+            .then(|| peer.respond(packet.header(), local_rx, &state, rng, transmit_time));
+        SymmetricOutcome {
+            result: Ok(self.use_reply(id, reply, now, local_rx)),
+            reply: answer,
+        }
+    }
+
+    /// A mode 1 packet from a sender with no association whose `peer` right the caller has
+    /// checked: creates a passive association and returns it with its answer, or says why
+    /// not (then nothing changed). `keys` are the instance's keys; `auth_enabled` says
+    /// whether authentication is on. `refid` identifies the sender to our clients.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_passive<R: Received + ?Sized>(
+        &mut self,
+        packet: &R,
+        keys: &KeyTable,
+        auth_enabled: bool,
+        refid: ReferenceId,
+        now: Mono,
+        local_rx: NtpTimestamp,
+        rng: &mut dyn Entropy,
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> Result<(SourceId, Request), PassiveRefusal> {
+        let h = packet.header();
+        if h.mode != Mode::SymmetricActive || h.transmit_ts.is_zero() {
+            return Err(PassiveRefusal::NotActive);
+        }
+        let result = auth::verify(keys, packet.authenticated(), packet.mac());
+        let key = match (auth_enabled, result) {
+            (true, AuthResult::Ok(id)) => keys.get(id).copied(),
+            (true, other) => return Err(PassiveRefusal::NotAuthenticated(other)),
+            (false, AuthResult::NoMac) => None,
+            (false, _) => return Err(PassiveRefusal::UnexpectedMac),
+        };
+        if key.is_none() && auth_enabled {
+            return Err(PassiveRefusal::NotAuthenticated(result));
+        }
+        if self.dynamic_count() >= self.max_dynamic {
+            return Err(PassiveRefusal::DynamicLimit);
+        }
+        if self.sources().count() >= MAX_ASSOCIATIONS {
+            return Err(PassiveRefusal::TotalLimit);
+        }
+        let config = ClientConfig {
+            version: h.version.clamp(1, 4),
+            key,
+            ..ClientConfig::default()
+        };
+        let state = self.server_state(now);
+        let mut assoc = PeerAssociation::passive(config, h, now, local_rx);
+        if key.is_some() {
+            assoc.set_last_auth(result);
+        }
+        let reply = assoc.respond(h, local_rx, &state, rng, transmit_time);
+        let id = self.insert(Source::new(Association::Peer(assoc), refid, false));
+        Ok((id, reply))
+    }
+
+    /// Removes the passive associations idle for too long; returns their ids so the owner
+    /// forgets their routes (their slots may be reused afterwards).
+    pub fn expire_dynamic(&mut self, now: Mono) -> Vec<SourceId> {
+        let expired: Vec<SourceId> = self
+            .sources()
+            .filter(|(_, s)| s.association.as_peer().is_some_and(|p| p.expired(now)))
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &expired {
+            self.sources[id.0] = None;
+            if self.vars.sync == SyncSource::Peer(id) {
+                self.unsynchronize();
+            }
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+#[path = "system_peer_tests.rs"]
+mod tests;
