@@ -26,10 +26,8 @@ pub const MAX_DISTANCE: f64 = 1.5;
 const LOCAL_UPDATE: f64 = 16.0;
 /// Clustering keeps at least this many survivors (RFC 5905 NMIN).
 const CLUSTER_MIN: usize = 3;
-/// Poll-adaptation counter limit (RFC 5905 LIMIT).
-const POLL_LIMIT: i32 = 30;
-/// Offsets within this many jitters count as "quiet" for poll adaptation (RFC 5905 PGATE).
-const POLL_GATE: f64 = 4.0;
+/// Updates in a row that must allow a longer poll before it is lengthened.
+const POLL_AGREE: i32 = 2;
 
 /// The local clock as a reference (Comware `refclock-master`): when nothing better is
 /// available, the system claims `stratum` and serves its own clock.
@@ -539,29 +537,38 @@ impl System {
             last_update: Some(now),
             poll: self.vars.poll,
         };
-        self.adapt_poll(selection.offset, selection.jitter.max(peer_est.jitter));
+        self.adapt_poll(selection.jitter.max(peer_est.jitter));
         if let ClockAdjustment::Step { offset, .. } = adjustment {
             self.apply_step(offset);
         }
         adjustment
     }
 
-    /// RFC 5905 section 12 poll adaptation: lengthen the poll while offsets stay within a few
-    /// jitters, shorten it when they do not.
-    fn adapt_poll(&mut self, offset: f64, jitter: f64) {
-        let exp = self.vars.poll.log2().max(1) as i32;
-        if offset.abs() < POLL_GATE * jitter.max(1e-6) {
-            self.poll_counter += exp;
-            if self.poll_counter > POLL_LIMIT {
+    /// Poll adaptation: poll as seldom as the clock allows. From the discipline's model,
+    /// the clock's error can grow between two samples T apart by about
+    /// `g(T) = sd(frequency) * T + sqrt(wander * T^3 / 3)` (a frequency error, plus a random
+    /// walk of the frequency). Sampling faster than that growth matters only wastes the
+    /// server's time; sampling slower lets the clock wander further than the measurements
+    /// are noisy. So: lengthen the poll (after two updates that agree) while `g(2T)` stays
+    /// below half the measurement noise, shorten it at once when `g(T)` exceeds the noise.
+    fn adapt_poll(&mut self, noise: f64) {
+        let precision = NtpDuration::from_exponent(self.config.precision).to_seconds();
+        let noise = noise.max(precision).max(1e-7);
+        let sd_freq = self.discipline.frequency_sd_ppm() * 1e-6;
+        let (wander, _) = self.discipline.noise_model();
+        let growth = |t: f64| sd_freq * t + (wander.max(0.0) * t * t * t / 3.0).sqrt();
+        let t = self.vars.poll.as_seconds();
+        if growth(t) > noise {
+            self.poll_counter = 0;
+            self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
+        } else if growth(2.0 * t) < noise / 2.0 {
+            self.poll_counter += 1;
+            if self.poll_counter >= POLL_AGREE {
                 self.poll_counter = 0;
                 self.vars.poll = self.vars.poll.inc(PollInterval::MAX);
             }
         } else {
-            self.poll_counter -= 2 * exp;
-            if self.poll_counter < -POLL_LIMIT {
-                self.poll_counter = 0;
-                self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
-            }
+            self.poll_counter = 0;
         }
         // Only configured associations bound the system poll (passive ones follow their peer).
         let configured = || {
