@@ -150,3 +150,54 @@ fn synchronization_across_the_2036_era_rollover() {
         o.after.max_abs
     );
 }
+
+/// The poll interval follows the clock's own predicted wander against the measurement noise:
+/// a quiet link lets the poll grow well past minpoll, a noisy one to maxpoll; the accuracy
+/// stays at the noise's level.
+#[test]
+fn poll_interval_adapts_to_the_noise() {
+    let mut polls = Vec::new();
+    for jitter in [10e-6, 1e-3] {
+        let mut sim = Simulation::new(5);
+        let server = sim.add_node(NodeSpec {
+            local_reference_stratum: Some(1),
+            ..Default::default()
+        });
+        let client = sim.add_node(NodeSpec {
+            initial_offset: 0.01,
+            frequency_ppm: 20.0,
+            wander_ppm: 1e-3,
+            ..Default::default()
+        });
+        sim.set_link(client, server, Link::lan(0.0001, jitter));
+        sim.add_server(client, server, client_config(4, 10, true));
+        let mut late = Vec::new();
+        sim.run(6.0 * 3600.0, 10.0, |s| {
+            let e = s.error(client);
+            if s.now > 3.0 * 3600.0 {
+                late.push(e);
+            }
+        });
+        let poll = sim.nodes[client].system.vars().poll.log2();
+        let stats = OffsetStats::of(&late);
+        eprintln!(
+            "jitter {jitter}: poll 2^{poll}, RMS {:.1} us",
+            stats.rms * 1e6
+        );
+        assert!(
+            stats.rms < jitter.max(20e-6),
+            "RMS {} at jitter {jitter}",
+            stats.rms
+        );
+        polls.push(poll);
+    }
+    assert!(
+        polls[0] >= 6,
+        "a quiet link polls less often than minpoll 2^4: 2^{}",
+        polls[0]
+    );
+    assert!(
+        polls[1] >= polls[0],
+        "noisier measurements allow a longer poll: {polls:?}"
+    );
+}
