@@ -2,6 +2,7 @@
 //! [`runtime::Runtime`]; integration tests and tools reuse the modules directly.
 
 pub mod auth;
+pub mod caps;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -60,6 +60,32 @@ pub fn mono_now() -> Mono {
     Mono::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// Keeps only the capabilities the configuration needs from now on (see `caps.rs`).
+fn drop_privileges(config: &Config) {
+    use crate::config::VpnBinding;
+    let uses = |f: fn(&VpnBinding) -> bool| config.vpn_instances.values().any(|v| f(&v.binding));
+    let keep = crate::caps::needed(
+        config.clock.driver == ClockDriverKind::System,
+        config.service.port,
+        uses(|b| matches!(b, VpnBinding::Netns(_))),
+        uses(|b| matches!(b, VpnBinding::Vrf(_))),
+    );
+    match crate::caps::drop_all_but(&keep) {
+        Ok(kept) => {
+            let names: Vec<&str> = kept.iter().map(|&c| crate::caps::name(c)).collect();
+            crate::info!(
+                "capabilities kept: {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(" ")
+                }
+            );
+        }
+        Err(e) => crate::warn!("cannot drop capabilities: {e}"),
+    }
+}
+
 /// How often the frequency is saved to the drift file.
 const DRIFT_INTERVAL: Duration = Duration::from_secs(3600);
 /// Upkeep runs at least this often (local reference refresh, lost sources).
@@ -130,6 +156,7 @@ impl Runtime {
                 None
             }
         };
+        drop_privileges(&config);
         crate::info!(
             "meridiand {} started: clock {}, port {}, {} server(s), {} VPN instance(s){}",
             env!("CARGO_PKG_VERSION"),

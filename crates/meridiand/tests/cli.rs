@@ -40,6 +40,19 @@ fn every_shipped_example_is_valid() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert!(checked >= 3, "found only {checked} examples");
+    // The configuration the systemd unit starts the daemon with.
+    let packaged =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/meridian.toml");
+    let out = meridiand()
+        .arg("--check-config")
+        .arg(&packaged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -273,3 +273,58 @@ fn trace_walks_three_daemons_to_the_primary_reference() {
     assert_eq!(hops[2]["reference_id"], "LOCL");
     assert_eq!(hops[1]["server"], b_ip);
 }
+
+/// Reads a capability mask (`CapEff:`, `CapPrm:` ...) of process `pid`.
+fn capabilities(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    assert!(
+        status.lines().any(|l| l == "Name:\tmeridiand"),
+        "pid {pid} is not meridiand:\n{status}"
+    );
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .expect("capability line");
+    u64::from_str_radix(line[field.len()..].trim(), 16).expect("hex mask")
+}
+
+#[test]
+fn daemon_keeps_only_the_capabilities_it_needs() {
+    let test = "daemon_keeps_only_the_capabilities_it_needs";
+    if !require_root(test) {
+        return;
+    }
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 1);
+    let (server, sock) =
+        start_meridiand(net.host(0), dir.path(), "server", &local_server_config(2));
+    assert!(
+        wait_synchronized(&sock, Duration::from_secs(10)).is_some(),
+        "{}",
+        server.log()
+    );
+    // A read-only clock on port 123: only CAP_NET_BIND_SERVICE (bit 10) is left, to rebind
+    // the port; no CAP_SYS_ADMIN, CAP_DAC_OVERRIDE, ... (and never CAP_SYS_TIME in tests).
+    for field in ["CapEff:", "CapPrm:"] {
+        assert_eq!(
+            capabilities(server.pid(), field),
+            1 << 10,
+            "{field}\n{}",
+            server.log()
+        );
+    }
+    assert_eq!(capabilities(server.pid(), "CapInh:"), 0);
+    assert!(
+        server
+            .log()
+            .contains("capabilities kept: CAP_NET_BIND_SERVICE"),
+        "{}",
+        server.log()
+    );
+    // It still serves.
+    let answer = ntpdig_query(net.host(0), net.host(0).ipv4().into());
+    assert!(
+        answer.is_some_and(|a| a.stratum == 2),
+        "no answer after dropping privileges"
+    );
+}
