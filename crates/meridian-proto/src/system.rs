@@ -277,6 +277,31 @@ impl System {
             .min()
     }
 
+    /// Removes a source (a configuration reload dropped it). Its slot stays empty, so other
+    /// `SourceId`s keep their meaning; losing the system peer ends the synchronization.
+    pub fn remove_source(&mut self, id: SourceId) -> bool {
+        let Some(slot) = self.sources.get_mut(id.0) else {
+            return false;
+        };
+        let removed = slot.take().is_some();
+        if removed && self.vars.sync == SyncSource::Peer(id) {
+            self.unsynchronize();
+        }
+        removed
+    }
+
+    /// Changes the local reference (a configuration reload). Dropping it while it is the sync
+    /// source ends the synchronization; a new or changed one is taken up by `housekeeping`.
+    pub fn set_local_reference(&mut self, local: Option<LocalReference>) {
+        if self.config.local_reference == local {
+            return;
+        }
+        self.config.local_reference = local;
+        if self.vars.sync == SyncSource::Local {
+            self.unsynchronize();
+        }
+    }
+
     /// When the clock discipline next needs [`System::handle_clock_timeout`]: the end of the
     /// current slew.
     pub fn clock_timeout(&self) -> Option<Mono> {

@@ -441,4 +441,6 @@ impl Instance {
 
 #[path = "instance_peers.rs"]
 mod peers;
+#[path = "instance_reload.rs"]
+mod reload;
 pub use peers::PeerRoute;

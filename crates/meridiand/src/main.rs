@@ -88,7 +88,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime::Runtime::new(cfg).and_then(|mut rt| rt.run()) {
+            match runtime::Runtime::new(cfg, &config).and_then(|mut rt| rt.run()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e}");

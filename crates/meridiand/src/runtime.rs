@@ -93,6 +93,8 @@ const TICK: Duration = Duration::from_secs(1);
 
 pub struct Runtime {
     config: Config,
+    /// Where the configuration was read from (read again on reload).
+    config_path: std::path::PathBuf,
     clock: Box<dyn Clock>,
     /// The clock algorithm, shared by every instance.
     system: System,
@@ -105,7 +107,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: Config) -> Result<Self, String> {
+    pub fn new(config: Config, config_path: &std::path::Path) -> Result<Self, String> {
         let mut clock =
             startup::open_clock(&config).map_err(|e| format!("cannot open the clock: {e}"))?;
         let frequency = startup::initial_frequency(&config, clock.as_ref());
@@ -172,6 +174,7 @@ impl Runtime {
         );
         Ok(Self {
             config,
+            config_path: config_path.to_owned(),
             clock,
             system,
             instances,
@@ -189,9 +192,10 @@ impl Runtime {
         self.on_timeout(now);
         while !TERMINATE.load(Ordering::Relaxed) {
             if RELOAD.swap(false, Ordering::Relaxed) {
-                crate::warn!(
-                    "SIGHUP: configuration reload is not implemented yet; nothing changed"
-                );
+                match self.reload() {
+                    Ok(summary) => crate::info!("SIGHUP: {summary}"),
+                    Err(why) => crate::error!("SIGHUP: {}", why.trim_end()),
+                }
             }
             let deadline = [self.system.poll_timeout(), self.system.clock_timeout()]
                 .into_iter()
@@ -390,24 +394,35 @@ impl Runtime {
     }
 
     fn service_control(&mut self) {
-        let Some(control) = self.control.as_mut() else {
+        // Taken out for the call, so that a reload may change the rest of `self`.
+        let Some(mut control) = self.control.take() else {
             return;
         };
+        control.service(|request| self.answer(request));
+        self.control = Some(control);
+    }
+
+    fn answer(&mut self, request: ControlRequest) -> ControlAnswer {
+        let now = mono_now();
         let (system, instances, clock) = (&self.system, &self.instances, self.clock.as_ref());
-        control.service(|request| {
-            let now = mono_now();
-            match request {
-                ControlRequest::Status => {
-                    ControlAnswer::Status(snapshot::status(system, instances, clock, now))
-                }
-                ControlRequest::Sessions => {
-                    ControlAnswer::Sessions { sessions: snapshot::sessions(system, instances, now) }
-                }
-                ControlRequest::Reload => ControlAnswer::Error {
-                    message: "reload is not implemented yet: restart meridiand to apply a new configuration".into(),
-                },
+        match request {
+            ControlRequest::Status => {
+                ControlAnswer::Status(snapshot::status(system, instances, clock, now))
             }
-        });
+            ControlRequest::Sessions => ControlAnswer::Sessions {
+                sessions: snapshot::sessions(system, instances, now),
+            },
+            ControlRequest::Reload => match self.reload() {
+                Ok(message) => {
+                    crate::info!("{message}");
+                    ControlAnswer::Reloaded { message }
+                }
+                Err(message) => {
+                    crate::error!("reload refused: {}", message.trim_end());
+                    ControlAnswer::Error { message }
+                }
+            },
+        }
     }
 
     fn save_drift(&mut self) {
@@ -423,3 +438,6 @@ impl Runtime {
         }
     }
 }
+
+#[path = "runtime_reload.rs"]
+mod reload;

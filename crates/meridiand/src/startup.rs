@@ -76,7 +76,7 @@ pub fn system_config(config: &Config, precision: i8, initial_frequency_ppm: f64)
     }
 }
 
-fn client_spec(server: &AssociationConfig, keys: &KeyTable) -> Result<ClientSpec, String> {
+pub fn client_spec(server: &AssociationConfig, keys: &KeyTable) -> Result<ClientSpec, String> {
     Ok(ClientSpec {
         label: server.address.clone(),
         remote: resolve(&server.address, server.port)?,

@@ -36,6 +36,8 @@ pub(crate) struct AssocSite {
     pub canonical: String,
     pub vpn: Option<String>,
     pub span: Span,
+    /// UDP port: the same address on another port is another server.
+    pub port: u16,
 }
 
 /// Top-level tables in the order they are read.
@@ -407,6 +409,7 @@ fn read_association(
     };
     let address = t.str(d, "address");
     a.vpn_instance = vpn_ref(&mut t, d, sites);
+    let address_span = address.as_ref().map(|(_, span)| span.clone());
     match address {
         Some((s, span)) => {
             a.address = s.to_string();
@@ -414,6 +417,7 @@ fn read_association(
                 Ok(canonical) => sites.associations.push(AssocSite {
                     kind,
                     canonical,
+                    port: DEFAULT_PORT,
                     vpn: a.vpn_instance.clone(),
                     span,
                 }),
@@ -456,6 +460,14 @@ fn read_association(
     a.iburst = t.bool(d, "iburst").unwrap_or(false);
     if let Some((v, _)) = t.int(d, "port", 1, 65535) {
         a.port = v as u16;
+        // The same address on another port is another server (tests, unprivileged setups).
+        if let Some(site) = sites
+            .associations
+            .last_mut()
+            .filter(|s| Some(&s.span) == address_span.as_ref())
+        {
+            site.port = a.port;
+        }
     }
     t.finish(d);
     a

@@ -94,6 +94,36 @@ fn duplicate_servers_in_the_same_instance() {
     // Different instances are different networks.
     ok(&two("198.18.0.1", v, "unicast-server", "198.18.0.1", ""));
     ok(&two("198.18.0.1", "", "unicast-server", "198.18.0.2", ""));
+    // The same address on another port is another server; on the same port it is not.
+    ok(&two(
+        "127.0.0.1",
+        "port = 11123",
+        "unicast-server",
+        "127.0.0.1",
+        "port = 11124",
+    ));
+    assert_eq!(
+        errs(&two(
+            "127.0.0.1",
+            "port = 11123",
+            "unicast-server",
+            "127.0.0.1",
+            "port = 11123"
+        ))
+        .len(),
+        1
+    );
+    assert_eq!(
+        errs(&two(
+            "127.0.0.1",
+            "",
+            "unicast-server",
+            "127.0.0.1",
+            "port = 123"
+        ))
+        .len(),
+        1
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub(crate) fn cross_check(d: &mut Diag<'_>, config: &Config, sites: &Sites, keys
     for (i, a) in sites.associations.iter().enumerate() {
         let earlier = sites.associations[..i]
             .iter()
-            .find(|b| b.canonical == a.canonical && b.vpn == a.vpn);
+            .find(|b| b.canonical == a.canonical && b.port == a.port && b.vpn == a.vpn);
         if let Some(b) = earlier {
             let (line, column) = d.position(&b.span);
             let scope = a.vpn.as_ref().map_or_else(
