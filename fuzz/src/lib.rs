@@ -14,7 +14,7 @@ mod time;
 pub use client::client_association;
 pub use input::Input;
 pub use packet::{server_respond, wire_parse};
-pub use text::{config_parse, control_request, keys_file};
+pub use text::{comware_parse, config_parse, control_request, keys_file};
 pub use time::time_conversions;
 
 use std::path::Path;
@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_respond", server_respond),
     ("client_association", client_association),
     ("config_parse", config_parse),
+    ("comware_parse", comware_parse),
     ("keys_file", keys_file),
     ("control_request", control_request),
     ("time_conversions", time_conversions),

@@ -40,6 +40,27 @@ pub fn config_parse(data: &[u8]) {
     }
 }
 
+/// The Comware command reader (`config::parse_comware`) on arbitrary UTF-8: never panics;
+/// errors have sane positions; whatever it accepts, the TOML writer writes and the TOML
+/// reader reads back to the same configuration (one model, two readers).
+pub fn comware_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match config::parse_comware(text) {
+        Err(errors) => check_errors(text, &errors),
+        Ok((cfg, _warnings)) => {
+            let toml = config::to_toml(&cfg);
+            let back = config::parse_str(&toml)
+                .unwrap_or_else(|e| panic!("written TOML refused: {e:?}\n{toml}"));
+            assert_eq!(
+                back, cfg,
+                "TOML round trip changed the configuration:\n{toml}"
+            );
+        }
+    }
+}
+
 /// `config::parse_keys_file` on arbitrary UTF-8: never panics; accepted keys obey the
 /// documented limits; errors have sane positions.
 pub fn keys_file(data: &[u8]) {

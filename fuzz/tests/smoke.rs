@@ -280,3 +280,25 @@ fn control_request() {
 fn time_conversions() {
     smoke("time_conversions", &[], false);
 }
+
+#[test]
+fn comware_parse() {
+    smoke(
+        "comware_parse",
+        &[
+            "ntp-service ",
+            "unicast-server ",
+            "refclock-master ",
+            "authentication-keyid ",
+            "interface ",
+            "acl number 2001\n rule permit source ",
+            " 0.0.0.255",
+            "vpn-instance ",
+            "undo ",
+            "#\n",
+            "\n quit\n",
+            "\u{0}",
+        ],
+        false,
+    );
+}
