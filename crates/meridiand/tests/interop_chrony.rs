@@ -82,3 +82,69 @@ fn meridiand_synchronizes_to_chronyd() {
     assert_eq!(st["reference_id"], addr);
     assert!(st["offset_ms"].as_f64().unwrap().abs() < 5.0, "{st}");
 }
+
+#[test]
+fn trace_walks_through_chronyd() {
+    let test = "trace_walks_through_chronyd";
+    if !require_root(test) {
+        return;
+    }
+    let Some(chronyd) = binary(test, "chronyd") else {
+        return;
+    };
+    let Some(ctl) = support::meridianctl_bin(test) else {
+        return;
+    };
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 3);
+    // meridiand (stratum 1, local clock) <- chronyd <- meridiand: the chain crosses chronyd.
+    let (_a, _) = start_meridiand(net.host(0), dir.path(), "a", &local_server_config(1));
+    let a = net.host(0).ipv4();
+    let line = format!("server {a} iburst minpoll 0 maxpoll 1");
+    let chrony = start_chronyd(
+        &chronyd,
+        net.host(1),
+        dir.path(),
+        "chronyd",
+        &[&line, "allow"],
+    );
+    assert!(
+        wait_for(Duration::from_secs(40), Duration::from_millis(500), || {
+            chrony.log().contains("Selected source")
+        }),
+        "{}",
+        chrony.log()
+    );
+    let b = net.host(1).ipv4().to_string();
+    let (c, sock) = start_meridiand(
+        net.host(2),
+        dir.path(),
+        "c",
+        &simulated_client_config(&b, "+0.01s", 2.0),
+    );
+    assert!(
+        wait_for(Duration::from_secs(40), Duration::from_millis(500), || {
+            status(&sock).is_some_and(|s| s["synchronized"] == true)
+        }),
+        "{}",
+        c.log()
+    );
+    let out = net.host(2).run(&ctl, ["trace"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with(&format!("server {b},stratum 2,")),
+        "chronyd's hop: {text}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("server {a},stratum 1,")),
+        "{text}"
+    );
+    assert_eq!(lines[3], "refid LOCL");
+}
