@@ -62,7 +62,14 @@ pub struct ClockFilter {
     history: Vec<Sample>,
     /// Precision given with the newest sample, seconds.
     precision: f64,
+    /// Delay outliers dropped in a row (see [`ClockFilter::add`]).
+    outliers_in_row: u32,
 }
+
+/// Samples needed before delays are judged (see [`ClockFilter::add`]).
+const DELAY_TEST_MIN_SAMPLES: usize = 8;
+/// Outliers dropped in a row before the filter believes the path itself changed.
+const DELAY_TEST_MAX_IN_ROW: u32 = 4;
 
 fn finite_or(x: f64, fallback: f64) -> f64 {
     if x.is_finite() {
@@ -77,19 +84,44 @@ impl ClockFilter {
         Self {
             history: Vec::with_capacity(HISTORY),
             precision: 0.0,
+            outliers_in_row: 0,
         }
+    }
+
+    /// The delay test: once the path is known (8 samples), a sample whose delay lies far
+    /// beyond what the path has shown (min + 5 * (median - min) + 1 ms) is a reply that was
+    /// held up somewhere (reordered, queued behind a burst) and is dropped, as chrony drops
+    /// samples far above the minimum delay. Four such samples in a row mean the path itself
+    /// changed (a new route): then they are taken.
+    fn delay_outlier(&mut self, delay: f64) -> bool {
+        if self.history.len() < DELAY_TEST_MIN_SAMPLES {
+            return false;
+        }
+        let mut delays: Vec<f64> = self.history.iter().map(|s| s.delay).collect();
+        delays.sort_by(f64::total_cmp);
+        let (min, median) = (delays[0], delays[delays.len() / 2]);
+        let limit = min + 5.0 * (median - min) + 1e-3;
+        if delay <= limit {
+            self.outliers_in_row = 0;
+            return false;
+        }
+        self.outliers_in_row += 1;
+        self.outliers_in_row <= DELAY_TEST_MAX_IN_ROW
     }
 
     /// Adds a sample (`precision` in seconds, the larger of the local and server precision)
     /// and returns the estimate built on it. Every sane sample is passed on, each with its own
-    /// variance; samples with non-finite values or a time older than the newest one are
-    /// dropped (`None`).
+    /// variance; samples with non-finite values, a time older than the newest one, or a delay
+    /// far beyond the path's (the delay test) are dropped (`None`).
     pub fn add(&mut self, sample: Sample, precision: f64) -> Option<PeerEstimate> {
         let precision = finite_or(precision, 0.0).abs();
         if !sample.offset.is_finite() || !sample.delay.is_finite() {
             return None;
         }
         if self.history.first().is_some_and(|s| sample.time < s.time) {
+            return None;
+        }
+        if self.delay_outlier(sample.delay) {
             return None;
         }
         let sample = Sample {
@@ -216,6 +248,36 @@ mod tests {
     }
 
     #[test]
+    fn held_up_replies_are_dropped_but_a_new_path_is_learnt() {
+        let mut f = ClockFilter::new();
+        let mut t = 0.0;
+        for i in 0..10 {
+            t += 16.0;
+            assert!(f
+                .add(s(t, 1e-5, 2e-4 + 1e-5 * (i % 3) as f64), 1e-7)
+                .is_some());
+        }
+        // A reply held 20 s (reordered behind the next poll): not a sample.
+        t += 16.0;
+        assert!(f.add(s(t, 10.0, 20.0), 1e-7).is_none());
+        assert!(
+            f.samples().all(|x| x.delay < 1e-3),
+            "the held-up reply is not in the register"
+        );
+        // A normal one is still taken afterwards.
+        t += 16.0;
+        assert!(f.add(s(t, 1e-5, 2.1e-4), 1e-7).is_some());
+        // The route changes to 30 ms: the first four are doubted, then the path is believed.
+        let taken: Vec<bool> = (0..6)
+            .map(|_| {
+                t += 16.0;
+                f.add(s(t, 1e-3, 0.03), 1e-7).is_some()
+            })
+            .collect();
+        assert_eq!(taken, [false, false, false, false, true, true]);
+    }
+
+    #[test]
     fn low_delay_samples_get_small_variance() {
         let mut f = ClockFilter::new();
         for i in 0..10 {
@@ -225,10 +287,11 @@ mod tests {
             );
         }
         let low = f.add(s(200.0, 0.0, 0.010), 1e-7).unwrap();
-        let high = f.add(s(216.0, 0.0, 0.030), 1e-7).unwrap();
-        assert!(low.offset_variance < high.offset_variance / 50.0);
+        // (A delay beyond min + 5 * (median - min) + 1 ms would not be a sample at all.)
+        let high = f.add(s(216.0, 0.0, 0.0155), 1e-7).unwrap();
+        assert!(low.offset_variance < high.offset_variance / 20.0);
         // Bounded by the (delay/2) error interval: sd <= excess / sqrt(12) + spread.
-        assert!(high.offset_variance.sqrt() < 0.030 / 2.0);
+        assert!(high.offset_variance.sqrt() < 0.0155 / 2.0);
     }
 
     #[test]

@@ -24,6 +24,8 @@ use core::time::Duration;
 pub const MAX_DISTANCE: f64 = 1.5;
 /// Interval at which a local reference advances its reference time, seconds.
 const LOCAL_UPDATE: f64 = 16.0;
+/// Requests a configured source gets before the first update may go ahead without it.
+const START_POLLS: u64 = 4;
 /// Clustering keeps at least this many survivors (RFC 5905 NMIN).
 const CLUSTER_MIN: usize = 3;
 /// Updates in a row that must allow a longer poll before it is lengthened.
@@ -444,6 +446,25 @@ impl System {
         ClockAdjustment::None
     }
 
+    /// Before the first update (or after losing synchronization) the clock is not set from
+    /// whoever answered first: a majority of the configured sources must be candidates, or
+    /// every configured source must have had its chance (its initial burst or four polls).
+    /// Otherwise two early falsetickers out of five could step the clock before the three
+    /// truechimers are heard.
+    fn start_quorum(&self, candidates: usize) -> bool {
+        let configured: Vec<&Source> = self
+            .sources()
+            .map(|(_, s)| s)
+            .filter(|s| s.association.configured())
+            .collect();
+        if candidates > configured.len() / 2 {
+            return true;
+        }
+        configured
+            .iter()
+            .all(|s| s.flags.candidate || s.association.stats().sent >= START_POLLS)
+    }
+
     /// Selection, clustering, combining and the discipline (RFC 5905 clock_select/update).
     fn clock_update(&mut self, now: Mono, local_now: NtpTimestamp) -> ClockAdjustment {
         let mut candidates = Vec::new();
@@ -477,6 +498,9 @@ impl System {
                 prefer: s.prefer,
                 offset_variance: est.offset_variance,
             });
+        }
+        if self.vars.last_update.is_none() && !self.start_quorum(candidates.len()) {
+            return ClockAdjustment::None;
         }
         let Some(selection) = select(&candidates, CLUSTER_MIN) else {
             return ClockAdjustment::None;
