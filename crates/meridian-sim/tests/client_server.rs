@@ -201,3 +201,54 @@ fn poll_interval_adapts_to_the_noise() {
         "noisier measurements allow a longer poll: {polls:?}"
     );
 }
+
+/// Five servers of which the two fastest to answer are falsetickers (1 s and 2 s ahead):
+/// the client must wait for a majority and follow the three truechimers, never stepping.
+/// With three falsetickers out of five there is no majority: no step, no synchronization.
+#[test]
+fn falsetickers_never_win_the_first_update() {
+    for (falsetickers, expect_sync) in [(vec![1.0, 2.0], true), (vec![1.0, 2.0, -1.5], false)] {
+        let mut sim = Simulation::new(11);
+        let client = sim.add_node(NodeSpec {
+            initial_offset: 0.05,
+            frequency_ppm: 5.0,
+            ..Default::default()
+        });
+        for i in 0..5 {
+            let offset = falsetickers.get(i).copied().unwrap_or(0.0);
+            let server = sim.add_node(NodeSpec {
+                local_reference_stratum: Some(1),
+                initial_offset: offset,
+                ..Default::default()
+            });
+            // The falsetickers are the nearest: their answers come first.
+            let delay = if i < falsetickers.len() {
+                0.0002
+            } else {
+                0.002
+            };
+            sim.set_link(client, server, Link::lan(delay, 0.00005));
+            sim.add_server(client, server, client_config(4, 6, true));
+        }
+        let mut worst: f64 = 0.0;
+        sim.run(2.0 * 3600.0, 1.0, |s| {
+            worst = worst.max(s.error(client).abs())
+        });
+        let node = &sim.nodes[client];
+        eprintln!(
+            "{} falsetickers: steps {}, worst {:.3} s, sync {}",
+            falsetickers.len(),
+            node.steps,
+            worst,
+            node.system.synchronized()
+        );
+        assert_eq!(node.steps, 0, "never a step toward a falseticker");
+        // Unsynchronized, the clock only drifts (50 ms + 5 ppm for 2 h = 86 ms); a falseticker
+        // would have moved it by a second or more.
+        assert!(
+            worst < 0.09,
+            "the clock moved toward a falseticker: {worst}"
+        );
+        assert_eq!(node.system.synchronized(), expect_sync);
+    }
+}
