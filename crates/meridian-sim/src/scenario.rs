@@ -35,29 +35,55 @@ impl TryFrom<Quantity> for Seconds {
     }
 }
 
-/// Parses `"1.5s"`, `"-120ms"`, `"30m"`, `"1d"`, `"5e-4"` (seconds when no unit).
+/// Parses `"1.5s"`, `"-120ms"`, `"1h40m"`, `"1d"`, `"5e-4"` (seconds when no unit).
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let bad = || format!("`{text}` is not a duration (numbers with ns, us, ms, s, m, h or d)");
     let t = text.trim();
-    let units = [
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("min", 60.0),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-        ("d", 86_400.0),
-    ];
-    let (number, scale) = units
-        .iter()
-        .find_map(|(u, k)| t.strip_suffix(u).map(|n| (n, *k)))
-        .unwrap_or((t, 1.0));
-    number
-        .trim()
-        .parse::<f64>()
-        .map(|x| x * scale)
-        .map_err(|_| format!("`{text}` is not a duration (a number with ns, us, ms, s, m, h or d)"))
+    let (sign, mut rest) = match t.strip_prefix('-') {
+        Some(r) => (-1.0, r),
+        None => (1.0, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0.0;
+    let mut first = true;
+    while !rest.is_empty() {
+        // A number (with an optional exponent), then an optional unit.
+        let mut end = 0;
+        let b = rest.as_bytes();
+        while end < b.len()
+            && (b[end].is_ascii_digit()
+                || b[end] == b'.'
+                || ((b[end] == b'e' || b[end] == b'E') && end > 0)
+                || ((b[end] == b'-' || b[end] == b'+')
+                    && end > 0
+                    && (b[end - 1] == b'e' || b[end - 1] == b'E')))
+        {
+            end += 1;
+        }
+        let number: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        let unit_len = rest
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(rest.len(), |(i, _)| i);
+        let scale = match rest[..unit_len].trim() {
+            "" if first && rest.is_empty() => 1.0,
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err(bad()),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+        first = false;
+    }
+    Ok(sign * total)
 }
 
 /// Whether the scenario is expected to meet its limits.
@@ -110,7 +136,9 @@ fn one() -> u64 {
 pub enum Role {
     /// Serves its own clock as a local reference at `stratum` (default 1).
     Server,
+    /// Polls its `servers`.
     Client,
+    /// Has symmetric `peers` (and maybe `servers`); with a `stratum`, also a local reference.
     Peer,
 }
 
@@ -361,8 +389,8 @@ impl Scenario {
             if n.stratum.is_some_and(|s| !(1..=15).contains(&s)) {
                 return Err(format!("node `{}`: stratum must be 1..=15", n.name));
             }
-            if n.stratum.is_some() && n.role != Role::Server {
-                return Err(format!("node `{}`: only a server has a stratum", n.name));
+            if n.stratum.is_some() && n.role == Role::Client {
+                return Err(format!("node `{}`: a client has no stratum", n.name));
             }
             for a in n.servers.iter().chain(&n.peers) {
                 if self.node(&a.node)? == self.node(&n.name)? {
@@ -450,7 +478,8 @@ impl Scenario {
             }
             let stratum = match n.role {
                 Role::Server => Some(n.stratum.unwrap_or(1)),
-                _ => None,
+                Role::Peer => n.stratum,
+                Role::Client => None,
             };
             sim.add_node(NodeSpec {
                 initial_offset: n.offset.map_or(0.0, |o| o.0),
@@ -595,6 +624,12 @@ mod tests {
         assert_eq!(parse_seconds("1d").unwrap(), 86_400.0);
         assert_eq!(parse_seconds("500us").unwrap(), 5e-4);
         assert_eq!(parse_seconds("2.5").unwrap(), 2.5);
+        assert_eq!(parse_seconds("1h40m").unwrap(), 6000.0);
+        assert_eq!(parse_seconds("+1000.5s").unwrap(), 1000.5);
+        assert_eq!(parse_seconds("5e-4").unwrap(), 5e-4);
+        assert_eq!(parse_seconds("1.5e-3s").unwrap(), 1.5e-3);
+        assert!(parse_seconds("1h40").is_err());
+        assert!(parse_seconds("3 parsecs").is_err());
         assert!(parse_seconds("fast").is_err());
     }
 
