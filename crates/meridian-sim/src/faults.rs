@@ -183,6 +183,103 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NodeSpec;
+
+    fn pair() -> Simulation {
+        let mut sim = Simulation::new(5);
+        sim.add_node(NodeSpec::default());
+        sim.add_node(NodeSpec::default());
+        sim.set_link(0, 1, Link::lan(0.001, 0.0005));
+        sim
+    }
+
+    #[test]
+    fn duplication_delivers_every_copy_with_its_own_delay() {
+        let mut sim = pair();
+        sim.set_link_faults(
+            0,
+            1,
+            LinkFaults {
+                duplicate: 4,
+                ..Default::default()
+            },
+        );
+        let d = sim.transit(0, 1);
+        assert_eq!(d.len(), 4);
+        assert!(d.iter().all(|&x| x >= 0.001));
+        assert!(d.windows(2).any(|w| w[0] != w[1]), "independent jitter");
+        assert_eq!(
+            sim.transit(1, 0).len(),
+            1,
+            "the other direction is untouched"
+        );
+    }
+
+    #[test]
+    fn reordering_holds_packets_back() {
+        let mut sim = pair();
+        sim.set_link_faults(
+            0,
+            1,
+            LinkFaults {
+                reorder: 0.5,
+                reorder_delay: 20.0,
+                ..Default::default()
+            },
+        );
+        let held = (0..1000)
+            .map(|_| sim.transit(0, 1)[0])
+            .filter(|&d| d >= 20.0)
+            .count();
+        assert!((400..600).contains(&held), "{held} of 1000 held back");
+    }
+
+    #[test]
+    fn down_links_and_absent_nodes_carry_nothing() {
+        let mut sim = pair();
+        sim.set_link_faults(
+            0,
+            1,
+            LinkFaults {
+                schedule: Some(Schedule {
+                    period: 100.0,
+                    up: 10.0,
+                    phase: 0.0,
+                }),
+                ..Default::default()
+            },
+        );
+        sim.set_offline(1, 500.0, 600.0);
+        let mut at = |t: f64, from, to| {
+            sim.now = t;
+            sim.transit(from, to).len()
+        };
+        assert_eq!(at(5.0, 0, 1), 1);
+        assert_eq!(at(50.0, 0, 1), 0, "outside the up window");
+        assert_eq!(at(50.0, 1, 0), 1, "the schedule is per direction");
+        assert_eq!(at(550.0, 1, 0), 0, "node 1 is away");
+        assert_eq!(at(505.0, 0, 1), 0, "nothing reaches node 1 while away");
+        assert_eq!(at(650.0, 1, 0), 1, "node 1 is back");
+    }
+
+    #[test]
+    fn leap_bits_are_announced_only_before_the_leap_and_when_synchronized() {
+        let mut sim = pair();
+        sim.announce_leap(0, 100.0, 200.0, Leap::AddSecond);
+        let mut synced = ServerState::unsynchronized(-20);
+        synced.leap = Leap::None;
+        synced.stratum = 1;
+        let f = &sim.faults;
+        assert_eq!(f.server_state(0, 50.0, synced).leap, Leap::None);
+        assert_eq!(f.server_state(0, 150.0, synced).leap, Leap::AddSecond);
+        assert_eq!(f.server_state(1, 150.0, synced).leap, Leap::None);
+        assert_eq!(f.server_state(0, 200.0, synced).leap, Leap::None);
+        let unsynced = ServerState::unsynchronized(-20);
+        assert_eq!(
+            f.server_state(0, 150.0, unsynced).leap,
+            Leap::Unsynchronized
+        );
+    }
 
     #[test]
     fn schedule_is_up_for_its_share_of_the_period() {

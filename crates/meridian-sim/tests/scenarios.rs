@@ -80,3 +80,34 @@ fn same_seed_same_result_other_seed_other_result() {
     assert_ne!(a.series, c.series, "another seed gives other jitter");
     assert_eq!(a.seed, 7);
 }
+
+#[test]
+fn asymmetric_path_biases_the_offset_by_half_the_difference() {
+    // 1.5 ms out, 0.5 ms back, no jitter: NTP sees +0.5 ms and moves the client's clock
+    // 0.5 ms ahead of the truth.
+    let text = r#"
+        duration = "2h"
+        settle = "1h"
+        [[node]]
+        name = "server"
+        role = "server"
+        [[node]]
+        name = "client"
+        role = "client"
+        servers = [{ node = "server", minpoll = 4, maxpoll = 6, iburst = true }]
+        [[link]]
+        between = ["client", "server"]
+        delay = "1ms"
+        asymmetry = 0.5
+    "#;
+    let scenario = Scenario::parse(text, "asym").expect("parses");
+    let report = runner::run(&scenario, None);
+    let after: Vec<f64> = report.series[0]
+        .points
+        .iter()
+        .filter(|(t, _)| *t >= 3600.0)
+        .map(|(_, e)| *e)
+        .collect();
+    let mean = after.iter().sum::<f64>() / after.len() as f64;
+    assert!((mean - 0.5e-3).abs() < 20e-6, "mean offset {mean}");
+}
