@@ -130,7 +130,7 @@ pub fn svg(report: &Report) -> String {
     );
     // Horizontal grid and y labels.
     let step = nice(half / 4.0);
-    let mut v = -half;
+    let mut v = (-half / step).ceil() * step;
     while v <= half * (1.0 + 1e-9) {
         let yy = y(v);
         let colour = if v.abs() < step * 1e-6 {
