@@ -1,9 +1,10 @@
-//! Runs every scenario file in `scenarios/` at the repository root and checks that it meets
-//! its pass limits, or, for a file marked `expect = "fail"` (a known gap of the core), that
-//! it still fails; plus determinism of the runner.
+//! Runs every scenario file in `scenarios/` at the repository root with five seeds (the
+//! file's and the four after it) and checks that every seed meets the pass limits, or, for
+//! a file marked `expect = "fail"` (a known gap of the core), that some seed still fails;
+//! plus determinism of the runner.
 
 use meridian_sim::runner::{self, Report};
-use meridian_sim::scenario::Scenario;
+use meridian_sim::scenario::{Expect, Scenario};
 use std::path::{Path, PathBuf};
 
 fn scenario_dir() -> PathBuf {
@@ -20,16 +21,25 @@ fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
-fn run_file(path: &Path) -> Report {
+/// Seeds per scenario.
+const SEEDS: u64 = 5;
+
+/// Runs a scenario with each seed; returns its name, its expectation and the reports of
+/// the seeds that broke a limit.
+fn run_file(path: &Path) -> (String, bool, Vec<Report>) {
     let scenario = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
     let started = std::time::Instant::now();
-    let report = runner::run(&scenario, None);
-    eprintln!(
-        "{}({:.1} s real)\n",
-        report.to_text(),
-        started.elapsed().as_secs_f64()
-    );
-    report
+    let mut failed = Vec::new();
+    for seed in scenario.file.seed..scenario.file.seed + SEEDS {
+        let report = runner::run(&scenario, Some(seed));
+        eprint!("{}", report.to_text());
+        if !report.passed {
+            failed.push(report);
+        }
+    }
+    eprintln!("({:.1} s real)\n", started.elapsed().as_secs_f64());
+    let expect_pass = scenario.file.expect == Expect::Pass;
+    (scenario.name, expect_pass, failed)
 }
 
 #[test]
@@ -41,16 +51,24 @@ fn every_shipped_scenario_meets_its_expectation() {
     let run_all = |list: Vec<(usize, &PathBuf)>| -> Vec<String> {
         list.into_iter()
             .map(|(_, p)| run_file(p))
-            .filter(|r| !r.as_expected)
-            .map(|r| {
-                let why: Vec<String> = r.nodes.iter().flat_map(|n| n.failures.clone()).collect();
-                format!(
-                    "{}: expected {}, got {} ({})",
-                    r.scenario,
-                    r.expect,
-                    if r.passed { "pass" } else { "fail" },
-                    why.join("; ")
-                )
+            .filter(|(_, expect_pass, failed)| *expect_pass != failed.is_empty())
+            .map(|(name, expect_pass, failed)| {
+                if expect_pass {
+                    let why: Vec<String> = failed
+                        .iter()
+                        .map(|r| {
+                            let f: Vec<String> =
+                                r.nodes.iter().flat_map(|n| n.failures.clone()).collect();
+                            format!("seed {}: {}", r.seed, f.join("; "))
+                        })
+                        .collect();
+                    format!("{name}: limits broken: {}", why.join(" | "))
+                } else {
+                    format!(
+                        "{name}: marked expect = \"fail\" but every seed passes: the gap is \
+                         fixed, remove the mark"
+                    )
+                }
             })
             .collect()
     };
