@@ -10,6 +10,10 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod faults;
+pub mod plot;
+pub mod runner;
+pub mod scenario;
 
 use clock::{gaussian, SimClock};
 use meridian_proto::client::ClientConfig;
@@ -40,6 +44,10 @@ pub enum Jitter {
     Exponential,
     /// |normal| with standard deviation `jitter`.
     HalfNormal,
+    /// Normal with standard deviation `jitter` around the base delay (never below zero).
+    Normal,
+    /// Uniform in `[0, jitter)`.
+    Uniform,
 }
 
 impl Link {
@@ -59,8 +67,10 @@ impl Link {
         let extra = match self.jitter_kind {
             Jitter::Exponential => -self.jitter * (1.0 - rng.next_f64()).ln(),
             Jitter::HalfNormal => self.jitter * gaussian(rng).abs(),
+            Jitter::Normal => self.jitter * gaussian(rng),
+            Jitter::Uniform => self.jitter * rng.next_f64(),
         };
-        Some(self.delay + extra)
+        Some((self.delay + extra).max(0.0))
     }
 }
 
@@ -134,6 +144,8 @@ pub struct Simulation {
     rng: SplitMix64,
     /// Scheduled timer per node, to avoid duplicates.
     timer_at: Vec<Option<f64>>,
+    /// Link and node faults (duplication, reordering, outages, leap announcements).
+    pub faults: faults::Faults,
 }
 
 /// Static description of a node.
@@ -177,6 +189,7 @@ impl Simulation {
             now: 0.0,
             rng: SplitMix64::new(seed),
             timer_at: Vec::new(),
+            faults: faults::Faults::default(),
         }
     }
 
@@ -248,7 +261,8 @@ impl Simulation {
 
     /// Sends `bytes` from node `from` to node `to` over their link.
     fn send_symmetric(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if let Some(d) = self.links[from][to].sample(&mut self.rng) {
+        for d in self.transit(from, to) {
+            let bytes = bytes.clone();
             self.push(self.now + d, EventKind::Symmetric { to, from, bytes });
         }
     }
@@ -354,7 +368,7 @@ impl Simulation {
                     else {
                         continue;
                     };
-                    if let Some(d) = self.links[node][server].sample(&mut self.rng) {
+                    for d in self.transit(node, server) {
                         self.push(
                             now + d,
                             EventKind::Request {
@@ -377,7 +391,9 @@ impl Simulation {
                 let n = &mut self.nodes[server];
                 n.clock.advance(now, &mut self.rng);
                 let rx = n.clock.read(now);
-                let state = n.system.server_state(mono(now));
+                let state = self
+                    .faults
+                    .server_state(server, now, n.system.server_state(mono(now)));
                 let mut out = [0u8; wire::HEADER_LEN];
                 let clock = n.clock.clone();
                 if let Ok(len) = server::respond(
@@ -388,7 +404,7 @@ impl Simulation {
                     || clock.read(now),
                     &mut out,
                 ) {
-                    if let Some(d) = self.links[server][client].sample(&mut self.rng) {
+                    for d in self.transit(server, client) {
                         self.push(
                             now + d,
                             EventKind::Reply {

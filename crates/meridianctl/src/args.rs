@@ -39,6 +39,25 @@ pub enum Command {
     Reload,
     /// Print a configuration file (Comware commands or TOML) as the equivalent TOML.
     Convert(ConvertArgs),
+    /// Run a simulation scenario (TOML) through the protocol core; exit 1 if a limit fails.
+    Simulate(SimulateArgs),
+}
+
+/// Arguments of `simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario file (see docs/simulator.md).
+    #[arg(value_name = "SCENARIO.toml")]
+    pub scenario: PathBuf,
+    /// Seed instead of the file's `seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the offset of every measured node over time as an SVG plot.
+    #[arg(long, value_name = "OUT.svg")]
+    pub svg: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `convert`.
@@ -154,6 +173,27 @@ mod tests {
         assert_eq!(q.count, 3);
         assert_eq!(q.timeout, 0.5);
         assert!(q.json);
+    }
+
+    #[test]
+    fn simulate_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "meridianctl",
+            "simulate",
+            "s.toml",
+            "--seed",
+            "9",
+            "--svg",
+            "out.svg",
+        ])
+        .unwrap();
+        let Command::Simulate(a) = cli.command else {
+            panic!("not simulate")
+        };
+        assert_eq!(a.scenario, PathBuf::from("s.toml"));
+        assert_eq!(a.seed, Some(9));
+        assert_eq!(a.svg, Some(PathBuf::from("out.svg")));
+        assert!(!a.json);
     }
 
     #[test]

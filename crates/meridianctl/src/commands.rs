@@ -46,6 +46,7 @@ pub fn run(cli: &Cli) -> Result<(), CtlError> {
             }
         }
         Command::Convert(args) => convert(&args.file),
+        Command::Simulate(args) => crate::simulate::run(args),
         Command::Status(flag) => {
             let socket = control::socket_path(cli.socket.as_deref(), cli.config.as_deref())?;
             match ask(&socket, &ControlRequest::Status)? {

@@ -7,6 +7,7 @@ mod display;
 mod error;
 mod netns;
 mod query;
+mod simulate;
 mod trace;
 
 use clap::Parser;
