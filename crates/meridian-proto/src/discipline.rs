@@ -9,6 +9,9 @@
 use crate::time::{Mono, PollInterval};
 
 /// Limits and thresholds of the discipline.
+/// Samples in a row beyond the step threshold before a later step (with `spike_interval`).
+const SPIKE_SAMPLES: u32 = 3;
+
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct DisciplineConfig {
     /// Offsets beyond this (s) are stepped, not slewed (first update, or when persistent).
@@ -101,6 +104,8 @@ pub struct Discipline {
     /// Running mean of the squared normalized innovations.
     nis: f64,
     spike_since: Option<Mono>,
+    /// Samples beyond the step threshold in a row.
+    spikes_in_row: u32,
     initial_freq: f64,
     initial_freq_var: f64,
 }
@@ -134,6 +139,7 @@ impl Discipline {
             wander: WANDER_START,
             nis: 1.0,
             spike_since: None,
+            spikes_in_row: 0,
             initial_freq: f0,
             initial_freq_var: sd * sd,
         }
@@ -286,6 +292,7 @@ impl Discipline {
         self.end_slew();
         self.state = DisciplineState::Training;
         self.spike_since = None;
+        self.spikes_in_row = 0;
     }
 
     fn refresh_state(&mut self) {
@@ -316,7 +323,9 @@ impl Discipline {
         if offset.abs() > self.config.panic_threshold {
             return ClockAdjustment::Panic { offset };
         }
-        let big = offset.abs() > self.config.step_threshold;
+        // Beyond the step threshold with confidence: a sample of a noisy path (its variance
+        // from its excess delay) may lie far out without the clock being off.
+        let big = offset.abs() > self.config.step_threshold + 2.0 * r.sqrt();
         if self.last.is_none() {
             if big {
                 self.start(now, 0.0, r);
@@ -333,7 +342,13 @@ impl Discipline {
         self.predict(now);
         if big {
             let since = *self.spike_since.get_or_insert(now);
-            if now.saturating_since(since).as_secs_f64() >= self.config.spike_interval {
+            self.spikes_in_row += 1;
+            // A real error persists: it is seen in several samples in a row over the whole
+            // interval. Noise that sometimes exceeds the threshold (a path with 100 ms of
+            // jitter) is not seen three times in a row.
+            if now.saturating_since(since).as_secs_f64() >= self.config.spike_interval
+                && self.spikes_in_row >= SPIKE_SAMPLES
+            {
                 // Persistent: step, keep the frequency but doubt it.
                 let freq = self.freq;
                 let var = self.p[2] + (1e-6f64).powi(2);
@@ -357,6 +372,7 @@ impl Discipline {
             };
         }
         self.spike_since = None;
+        self.spikes_in_row = 0;
         // Model check before the update: an innovation beyond OUTLIER_NIS cannot be noise
         // (the filter's variance bounds the asymmetry error), so the frequency moved, some
         // time within the last poll or so. Widen both variances, independently: the offset

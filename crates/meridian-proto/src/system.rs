@@ -489,10 +489,19 @@ impl System {
                 continue;
             }
             s.flags.candidate = true;
+            // The correctness interval for intersection: the path's asymmetry bound (half
+            // the delays), the server's own dispersion, and this source's measured spread.
+            // Not the RFC register dispersion: in a young filter its empty stages make every
+            // interval about a second wide, so a falseticker one second off would still
+            // intersect the truechimers (that dispersion still decides eligibility above).
+            let interval = (est.delay + peer.root_delay.to_seconds()) / 2.0
+                + peer.root_dispersion.to_seconds()
+                + est.jitter
+                + 3.0 * est.offset_variance.max(0.0).sqrt();
             candidates.push(Candidate {
                 id: i,
                 offset: est.offset,
-                root_distance: dist,
+                root_distance: interval,
                 jitter: est.jitter,
                 stratum: peer.stratum,
                 prefer: s.prefer,
