@@ -124,6 +124,19 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Report {
             Action::Leap { node, seconds } => {
                 sim.step_clock(node, seconds);
                 rec.utc_shift += seconds;
+                // Every other node whose own leap bits announce this leap has it executed by
+                // its kernel at the same midnight (the system clock driver hands the bits to
+                // the kernel as STA_INS / STA_DEL).
+                let announced = if seconds < 0.0 {
+                    Leap::AddSecond
+                } else {
+                    Leap::DeleteSecond
+                };
+                for other in 0..sim.nodes.len() {
+                    if other != node && sim.nodes[other].system.vars().leap == announced {
+                        sim.step_clock(other, seconds);
+                    }
+                }
             }
         }
     }
