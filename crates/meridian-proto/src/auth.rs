@@ -9,7 +9,7 @@
 //! * the digest length must be exactly the key's; the comparison is constant-time;
 //! * a crypto-NAK (key id 0, no digest) is never authentication.
 
-use crate::keys::{Key, KeyId, KeyTable};
+use crate::keys::{Algorithm, Key, KeyId, KeyTable};
 use crate::wire::{Header, Mac, Packet};
 
 /// Outcome of checking a received packet's MAC.
@@ -32,6 +32,10 @@ pub enum AuthResult {
     BadLength(KeyId),
     /// The digest does not match.
     BadDigest(KeyId),
+    /// Extension fields under an MD5 or SHA-1 MAC: the plain `hash(key || message)` form of
+    /// those keys lets anyone who saw a signed packet append data and extend its MAC
+    /// (a length-extension attack), so such packets are refused (RFC 8573 deprecates MD5).
+    ExtensionsWithPrefixHash(KeyId),
 }
 
 impl AuthResult {
@@ -50,6 +54,7 @@ impl AuthResult {
             AuthResult::WrongKey { .. } => "wrong-key",
             AuthResult::BadLength(_) => "bad-mac-length",
             AuthResult::BadDigest(_) => "bad-digest",
+            AuthResult::ExtensionsWithPrefixHash(_) => "extensions-under-md5-sha1",
         }
     }
 }
@@ -99,6 +104,11 @@ fn check(key: Option<&Key>, id: KeyId, authenticated: &[u8], mac: Mac<'_>) -> Au
     }
     if mac.digest.len() != key.digest_len() {
         return AuthResult::BadLength(id);
+    }
+    if authenticated.len() > crate::wire::HEADER_LEN
+        && matches!(key.algorithm(), Algorithm::Md5 | Algorithm::Sha1)
+    {
+        return AuthResult::ExtensionsWithPrefixHash(id);
     }
     if key.digest(authenticated).matches(mac.digest) {
         AuthResult::Ok(id)

@@ -178,6 +178,45 @@ fn mac_covers_extension_fields() {
     );
 }
 
+/// K5: with the plain `hash(key || message)` MACs (MD5, SHA-1) anyone can append to a signed
+/// message and extend the MAC; extension fields under such a MAC are refused, whatever the
+/// digest says. CMAC and the truncated SHA-256 are not affected.
+#[test]
+fn extension_fields_under_md5_or_sha1_are_refused() {
+    for (alg, refused) in [
+        (Algorithm::Md5, true),
+        (Algorithm::Sha1, true),
+        (Algorithm::Sha256, false),
+        (Algorithm::Aes128Cmac, false),
+    ] {
+        let k = key(6, alg, 3, true);
+        let mut buf = [0u8; 128];
+        buf[..48].copy_from_slice(&header_bytes());
+        buf[48..52].copy_from_slice(&[0x12, 0x34, 0x00, 0x10]);
+        let n = append_mac(&k, &mut buf, 64).unwrap();
+        let p = wire::parse(&buf[..n]).unwrap();
+        let result = verify_with_key(&k, p.authenticated, p.mac);
+        if refused {
+            assert_eq!(
+                result,
+                AuthResult::ExtensionsWithPrefixHash(KeyId(6)),
+                "{alg:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "{alg:?}: {result:?}");
+        }
+        // Without extension fields every algorithm verifies.
+        let mut plain = [0u8; 128];
+        plain[..48].copy_from_slice(&header_bytes());
+        let n = append_mac(&k, &mut plain, 48).unwrap();
+        let p = wire::parse(&plain[..n]).unwrap();
+        assert!(
+            verify_with_key(&k, p.authenticated, p.mac).is_ok(),
+            "{alg:?}"
+        );
+    }
+}
+
 #[test]
 fn append_respects_buffer() {
     let k = key(5, Algorithm::Sha1, 3, true);
