@@ -1,5 +1,5 @@
 //! The sending sockets: non-blocking UDP, bound to a source address or to the wildcard with
-//! a per-request source address (IP_PKTINFO / IPV6_PKTINFO), and poll(2) over all of them.
+//! a per-request source address (IP_PKTINFO / IPV6_PKTINFO), and ppoll(2) over all of them.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -174,9 +174,21 @@ pub fn poll_readable(
         events: libc::POLLIN,
         revents: 0,
     }));
-    let ms = timeout.as_millis().min(1000) as libc::c_int;
-    // SAFETY: fds is a live, initialised array of fds.len() pollfd entries.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    let timeout = timeout.min(Duration::from_secs(1));
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: fds is a live, initialised array of fds.len() pollfd entries; ts is a live
+    // timespec; no signal mask is passed.
+    let n = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
     ready.clear();
     if n < 0 {
         let e = io::Error::last_os_error();

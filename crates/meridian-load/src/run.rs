@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 /// Requests sent back to back before looking for answers.
 const SEND_BATCH: u64 = 64;
+/// Shortest sleep between bursts of requests: below it the generator would spin, taking the
+/// CPU time the kernel needs to move the packets; requests then leave in bursts of
+/// rate x this.
+const MIN_SLEEP: Duration = Duration::from_micros(200);
 /// Answers read from one socket before looking at the others.
 const RECV_BATCH: usize = 256;
 /// NTP header length.
@@ -192,6 +196,7 @@ pub fn run(o: &Options) -> io::Result<Report> {
         } else {
             let next = start + Duration::from_secs_f64(attempted as f64 * interval);
             next.saturating_duration_since(last_send)
+                .max(MIN_SLEEP)
                 .min(send_end.saturating_duration_since(last_send))
         };
         poll_readable(&sources, &mut fds, wait, &mut ready)?;
