@@ -48,10 +48,9 @@ impl ControlServer {
     }
 
     /// Descriptors to watch for readability.
-    pub fn fds(&self) -> Vec<RawFd> {
+    pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         std::iter::once(self.listener.as_raw_fd())
             .chain(self.connections.iter().map(|c| c.stream.as_raw_fd()))
-            .collect()
     }
 
     /// Accepts new connections, reads what is there, answers complete requests through

@@ -203,7 +203,7 @@ impl Instance {
     }
 
     /// Every descriptor to poll for input, with what it is.
-    pub fn fds(&self) -> Vec<(RawFd, SocketRef)> {
+    pub fn fds(&self) -> impl Iterator<Item = (RawFd, SocketRef)> + '_ {
         let servers = self
             .servers
             .iter()
@@ -214,7 +214,7 @@ impl Instance {
             .iter()
             .enumerate()
             .map(|(i, c)| (c.socket.as_raw_fd(), SocketRef::Client(i)));
-        servers.chain(clients).collect()
+        servers.chain(clients)
     }
 
     /// Reads everything waiting on one socket. Client replies may yield clock adjustments.

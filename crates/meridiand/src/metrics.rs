@@ -45,10 +45,9 @@ impl MetricsServer {
         self.listener.local_addr()
     }
 
-    pub fn fds(&self) -> Vec<RawFd> {
+    pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         std::iter::once(self.listener.as_raw_fd())
             .chain(self.connections.iter().map(|c| c.stream.as_raw_fd()))
-            .collect()
     }
 
     pub fn busy(&self) -> bool {

@@ -102,6 +102,9 @@ pub struct Runtime {
     instances: Vec<Instance>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
+    /// The poll set, kept between wake-ups so that building it allocates nothing.
+    poll_sockets: Vec<(usize, RawFd, SocketRef)>,
+    pollfds: Vec<libc::pollfd>,
     rng: OsEntropy,
     next_drift_write: Mono,
 }
@@ -180,6 +183,8 @@ impl Runtime {
             instances,
             control,
             metrics,
+            poll_sockets: Vec::new(),
+            pollfds: Vec::new(),
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
         })
@@ -218,29 +223,30 @@ impl Runtime {
     }
 
     fn wait_and_dispatch(&mut self, wait: Duration) -> Result<(), String> {
-        let sockets: Vec<(usize, RawFd, SocketRef)> = self
-            .instances
+        // The poll set is rebuilt in place at every wake-up: no allocation once it has grown.
+        let mut sockets = std::mem::take(&mut self.poll_sockets);
+        let mut pollfds = std::mem::take(&mut self.pollfds);
+        sockets.clear();
+        for (i, inst) in self.instances.iter().enumerate() {
+            sockets.extend(inst.fds().map(|(fd, which)| (i, fd, which)));
+        }
+        let service_fds = self
+            .control
             .iter()
-            .enumerate()
-            .flat_map(|(i, inst)| {
-                inst.fds()
-                    .into_iter()
-                    .map(move |(fd, which)| (i, fd, which))
-            })
-            .collect();
-        let control_fds = self.control.as_ref().map(|c| c.fds()).unwrap_or_default();
-        let metrics_fds = self.metrics.as_ref().map(|m| m.fds()).unwrap_or_default();
-        let mut pollfds: Vec<libc::pollfd> = sockets
-            .iter()
-            .map(|(_, fd, _)| *fd)
-            .chain(control_fds.iter().copied())
-            .chain(metrics_fds.iter().copied())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+            .flat_map(|c| c.fds())
+            .chain(self.metrics.iter().flat_map(|m| m.fds()));
+        pollfds.clear();
+        pollfds.extend(
+            sockets
+                .iter()
+                .map(|(_, fd, _)| *fd)
+                .chain(service_fds)
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         // Round up to whole milliseconds so we never spin just short of a deadline.
         let busy = self.control.as_ref().is_some_and(|c| c.busy())
             || self.metrics.as_ref().is_some_and(|m| m.busy());
@@ -262,6 +268,7 @@ impl Runtime {
         };
         if n < 0 {
             let err = std::io::Error::last_os_error();
+            (self.poll_sockets, self.pollfds) = (sockets, pollfds);
             return if err.kind() == std::io::ErrorKind::Interrupted {
                 Ok(())
             } else {
@@ -279,6 +286,7 @@ impl Runtime {
                 service_ready = true;
             }
         }
+        (self.poll_sockets, self.pollfds) = (sockets, pollfds);
         if service_ready || busy {
             self.service_control();
             self.service_metrics();
