@@ -20,6 +20,11 @@ pub struct Ipv4Broadcast {
     pub broadcast: Ipv4Addr,
 }
 
+/// The subnet broadcast address of `address` with `mask`.
+pub fn subnet_broadcast(address: Ipv4Addr, mask: Ipv4Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(address) | !u32::from(mask))
+}
+
 /// Every IPv4 address of a broadcast-capable interface that is up, with its broadcast address.
 pub fn ipv4_broadcasts() -> Vec<Ipv4Broadcast> {
     let mut out = Vec::new();
@@ -35,27 +40,32 @@ pub fn ipv4_broadcasts() -> Vec<Ipv4Broadcast> {
         cur = ifa.ifa_next;
         let flags = ifa.ifa_flags as libc::c_int;
         let wanted = libc::IFF_UP | libc::IFF_BROADCAST;
-        if ifa.ifa_addr.is_null() || ifa.ifa_ifu.is_null() || flags & wanted != wanted {
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || flags & wanted != wanted {
             continue;
         }
         // SAFETY: ifa_addr is non-null; reading the family of a sockaddr is always valid.
         if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
             continue;
         }
-        // SAFETY: both are AF_INET addresses (with IFF_BROADCAST, ifa_ifu is the broadcast
-        // address of the same family), so they are sockaddr_in.
-        let (addr, bcast) = unsafe {
+        // SAFETY: an AF_INET entry's address and netmask are sockaddr_in. (The broadcast
+        // field is not used: without `brd` on the address, glibc reports the address there.)
+        let (addr, mask) = unsafe {
             (
                 &*(ifa.ifa_addr as *const libc::sockaddr_in),
-                &*(ifa.ifa_ifu as *const libc::sockaddr_in),
+                &*(ifa.ifa_netmask as *const libc::sockaddr_in),
             )
         };
+        let address = Ipv4Addr::from(addr.sin_addr.s_addr.to_ne_bytes());
+        let mask = Ipv4Addr::from(mask.sin_addr.s_addr.to_ne_bytes());
+        if mask.is_broadcast() {
+            continue; // a /32 has no subnet broadcast
+        }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
         out.push(Ipv4Broadcast {
             interface: name.to_string_lossy().into_owned(),
-            address: Ipv4Addr::from(addr.sin_addr.s_addr.to_ne_bytes()),
-            broadcast: Ipv4Addr::from(bcast.sin_addr.s_addr.to_ne_bytes()),
+            address,
+            broadcast: subnet_broadcast(address, mask),
         });
     }
     // SAFETY: `head` came from getifaddrs and is freed once.
@@ -66,6 +76,20 @@ pub fn ipv4_broadcasts() -> Vec<Ipv4Broadcast> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnet_broadcast_from_mask() {
+        let b = subnet_broadcast(
+            "198.18.0.1".parse().unwrap(),
+            "255.255.255.0".parse().unwrap(),
+        );
+        assert_eq!(b, Ipv4Addr::new(198, 18, 0, 255));
+        let b = subnet_broadcast(
+            "198.19.3.9".parse().unwrap(),
+            "255.254.0.0".parse().unwrap(),
+        );
+        assert_eq!(b, Ipv4Addr::new(198, 19, 255, 255));
+    }
 
     #[test]
     fn loopback_index_and_no_broadcast_on_lo() {
