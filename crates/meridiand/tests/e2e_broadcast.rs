@@ -143,6 +143,28 @@ fn three_clients_synchronize(test: &str, multicast: bool, v6: bool) {
             clients[i].0.log()
         );
     }
+    // Still within 1 ms after several broadcast intervals, i.e. on mode 5 packets alone
+    // (the volley ended long ago), with each frequency error corrected.
+    std::thread::sleep(Duration::from_secs(40));
+    for (i, (proc, sock)) in clients.iter().enumerate() {
+        let ip = net.host(i + 1).ip(v6);
+        let offset = served_offset(&net, 0, ip, 5).expect("answer");
+        eprintln!(
+            "{test}: client {i} serves {offset} s after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            offset.abs() < 1e-3,
+            "client {i} drifted to {offset} s:\n{}",
+            proc.log()
+        );
+        let sessions = support::control(sock, "sessions").unwrap();
+        let s = &sessions["sessions"][0];
+        let sent = s["verbose"]["packets_sent"].as_u64().unwrap();
+        let received = s["verbose"]["packets_received"].as_u64().unwrap();
+        assert!(sent <= 8, "only the volley is sent: {s}");
+        assert!(received >= sent + 3, "mode 5 packets keep arriving: {s}");
+    }
     assert!(server.is_running());
 }
 
