@@ -13,7 +13,9 @@
 //! ([`CALIBRATION_REPLIES`] replies, at most [`CALIBRATION_ATTEMPTS`] requests
 //! [`CALIBRATION_SPACING`] apart; the replies also give ordinary samples), keeps the smallest
 //! delay, and from then on synchronizes from mode 5 packets alone:
-//! offset = T3 (server transmit) + delay / 2 - T4 (local receive).
+//! offset = T3 (server transmit) + delay / 2 - T4 (local receive). The samples report the
+//! calibrated delay plus twice the recent one-way jitter ([`oneway_jitter`]), so the filter
+//! gives them the uncertainty that queueing on the one-way path really adds.
 //!
 //! Which mode 5 packets are believed (attack guide 1.F, B2-B4): mode 5, a non-zero transmit
 //! timestamp strictly later than that of the last accepted mode 5 packet (a replay of the same
@@ -44,6 +46,8 @@ pub const CALIBRATION_REPLIES: u8 = 4;
 pub const CALIBRATION_ATTEMPTS: u8 = 8;
 /// Spacing of the volley's requests.
 pub const CALIBRATION_SPACING: Duration = Duration::from_secs(2);
+/// Mode 5 samples over which the smallest apparent one-way time is taken.
+pub const ONEWAY_WINDOW: usize = 8;
 /// Default send interval exponent of a broadcast/multicast server (64 s).
 pub const DEFAULT_POLL: PollInterval = PollInterval::DEFAULT_MIN;
 
@@ -203,6 +207,9 @@ pub struct BroadcastClient {
     /// Interval state: when that packet arrived, and the poll it announced.
     last_bcast_at: Mono,
     last_bcast_poll: PollInterval,
+    /// (Receive time, apparent one-way time = local receive minus server transmit, seconds)
+    /// of the last [`ONEWAY_WINDOW`] mode 5 samples; see [`oneway_jitter`].
+    oneway: Vec<(Mono, f64)>,
     reach: u8,
     peer: Option<PeerInfo>,
     last_receive: Option<Mono>,
@@ -241,6 +248,7 @@ impl BroadcastClient {
             last_bcast_xmt: first.transmit_ts,
             last_bcast_at: now,
             last_bcast_poll: poll,
+            oneway: Vec::with_capacity(ONEWAY_WINDOW),
             reach: 1,
             peer: Some(PeerInfo::from_header(first)),
             last_receive: Some(now),
@@ -445,13 +453,23 @@ impl BroadcastClient {
             self.stats.last_rejection = run.first_failure();
             return Ok(Reply::Unusable(run));
         }
-        let offset = (h.transmit_ts - local_rx).to_seconds() + delay / 2.0;
+        let oneway = (local_rx - h.transmit_ts).to_seconds();
+        let offset = delay / 2.0 - oneway;
+        // Queueing on the way looks like a clock offset, and one packet cannot tell them
+        // apart; the spread of recent packets' one-way times can. Report it (twice, as a
+        // round trip would show it) in the sample's delay, so that the filter gives mode 5
+        // samples the uncertainty a reply with that much excess delay would have.
+        if self.oneway.len() == ONEWAY_WINDOW {
+            self.oneway.remove(0);
+        }
+        self.oneway.push((now, oneway));
+        let excess = oneway_jitter(&self.oneway);
         let precision_s = NtpDuration::from_exponent(precision).to_seconds();
         let peer_precision_s = NtpDuration::from_exponent(h.precision).to_seconds();
         let dispersion = precision_s + peer_precision_s + PHI * delay;
         Ok(Reply::Sample(Measurement {
             offset,
-            delay,
+            delay: delay + 2.0 * excess,
             dispersion,
             time: now,
             peer: PeerInfo::from_header(h),
@@ -530,6 +548,9 @@ impl BroadcastClient {
         if !self.sent_local.is_zero() {
             self.sent_local += NtpDuration::from_seconds(step);
         }
+        for (_, t) in &mut self.oneway {
+            *t += step;
+        }
     }
 
     pub fn reach(&self) -> u8 {
@@ -567,6 +588,37 @@ impl BroadcastClient {
             Some(_) => "failed",
         }
     }
+}
+
+/// The one-way jitter of the mode 5 packets, seconds, from `window` (receive time, apparent
+/// one-way time): the apparent one-way time moves with queueing and with the clocks' relative
+/// drift; differences of consecutive values, less their median (the drift), leave the
+/// queueing, whose robust spread (median absolute difference, scaled to a standard deviation
+/// of one value) is returned. Zero with fewer than three values.
+pub fn oneway_jitter(window: &[(Mono, f64)]) -> f64 {
+    let steps: Vec<(f64, f64)> = window
+        .windows(2)
+        .filter_map(|w| {
+            let dt = w[1].0.saturating_since(w[0].0).as_secs_f64();
+            (dt > 0.0).then(|| (dt, w[1].1 - w[0].1))
+        })
+        .collect();
+    if steps.len() < 2 {
+        return 0.0;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rate = median(steps.iter().map(|(dt, dv)| dv / dt).collect());
+    let mad = median(
+        steps
+            .iter()
+            .map(|(dt, dv)| (dv - rate * dt).abs())
+            .collect(),
+    );
+    // MAD of a difference of two values -> standard deviation of one value.
+    1.4826 * mad / core::f64::consts::SQRT_2
 }
 
 #[cfg(test)]

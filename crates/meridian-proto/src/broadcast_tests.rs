@@ -541,3 +541,22 @@ fn step_moves_the_volley_send_time() {
     let m = sys.source(id).unwrap().last_measurement().unwrap();
     assert!((m.delay - 0.004).abs() < 1e-3, "delay {}", m.delay);
 }
+
+#[test]
+fn oneway_jitter_ignores_drift_and_measures_queueing() {
+    // A steady drift of 20 ppm at 16 s intervals: no jitter.
+    let drift: Vec<(Mono, f64)> = (0..8)
+        .map(|i| (mono(16.0 * i as f64), 0.001 + 20e-6 * 16.0 * i as f64))
+        .collect();
+    assert!(oneway_jitter(&drift) < 1e-9);
+    // The same with irregular queueing of 0..200 us: tens of microseconds.
+    let queue = [0.0, 150e-6, 30e-6, 90e-6, 10e-6, 200e-6, 60e-6, 5e-6];
+    let noisy: Vec<(Mono, f64)> = drift
+        .iter()
+        .zip(queue)
+        .map(|(&(t, v), q)| (t, v + q))
+        .collect();
+    let j = oneway_jitter(&noisy);
+    assert!((30e-6..200e-6).contains(&j), "{j}");
+    assert_eq!(oneway_jitter(&drift[..2]), 0.0, "too few values");
+}

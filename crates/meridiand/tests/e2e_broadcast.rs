@@ -129,18 +129,18 @@ fn three_clients_synchronize(test: &str, multicast: bool, v6: bool) {
         "{own}"
     );
 
-    for i in 0..clients.len() {
+    for (i, (proc, _)) in clients.iter().enumerate() {
         let ip = net.host(i + 1).ip(v6);
         let offset = wait_served_offset(&net, 0, ip, 1e-3, Duration::from_secs(90));
         eprintln!(
             "{test}: client {i} serves {offset:?} s after {:?}",
             start.elapsed()
         );
-        let offset = offset.unwrap_or_else(|| panic!("no answer:\n{}", clients[i].0.log()));
+        let offset = offset.unwrap_or_else(|| panic!("no answer:\n{}", proc.log()));
         assert!(
             offset.abs() < 1e-3,
             "client {i} serves time {offset} s off:\n{}",
-            clients[i].0.log()
+            proc.log()
         );
     }
     // Still within 1 ms after several broadcast intervals, i.e. on mode 5 packets alone
