@@ -1,9 +1,10 @@
 //! The kinds of association a source of the [`crate::system::System`] can be (a client of a
-//! server, or a symmetric peer, active or passive) behind one interface, so selection, the
+//! server, a symmetric peer, active or passive, or a broadcast/multicast client) behind one interface, so selection, the
 //! daemon and the displays need not know which. The shared result types live in
 //! [`crate::client`] and are re-exported here.
 
 use crate::auth::{AuthResult, Received};
+use crate::broadcast::BroadcastClient;
 use crate::checks::PacketChecks;
 use crate::client::{ClientAssociation, Request};
 pub use crate::client::{ClientConfig, ClientStats, ExchangeTimes, Measurement, PeerInfo, Reply};
@@ -18,6 +19,8 @@ use crate::wire::Mode;
 pub enum Association {
     Client(ClientAssociation),
     Peer(PeerAssociation),
+    /// A broadcast or multicast client (dynamic, created by a mode 5 packet).
+    Broadcast(BroadcastClient),
 }
 
 impl Association {
@@ -35,10 +38,37 @@ impl Association {
         }
     }
 
+    pub fn as_broadcast(&self) -> Option<&BroadcastClient> {
+        match self {
+            Association::Broadcast(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Dynamic and idle for too long (passive peers, broadcast clients).
+    pub fn expired(&self, now: Mono) -> bool {
+        match self {
+            Association::Client(_) => false,
+            Association::Peer(p) => p.expired(now),
+            Association::Broadcast(b) => b.expired(now),
+        }
+    }
+
+    /// Our mode as the displays name it: `client`, `sym_active`, `sym_passive`, `bclient`
+    /// or `mclient`.
+    pub fn local_mode_name(&self) -> &'static str {
+        match self {
+            Association::Broadcast(b) if b.multicast() => "mclient",
+            Association::Broadcast(_) => "bclient",
+            other => other.local_mode().as_str(),
+        }
+    }
+
     pub fn config(&self) -> &ClientConfig {
         match self {
             Association::Client(c) => c.config(),
             Association::Peer(p) => p.config(),
+            Association::Broadcast(b) => b.config(),
         }
     }
 
@@ -47,6 +77,7 @@ impl Association {
         match self {
             Association::Client(_) => Mode::Client,
             Association::Peer(p) => p.local_mode(),
+            Association::Broadcast(_) => Mode::Broadcast,
         }
     }
 
@@ -58,12 +89,14 @@ impl Association {
     /// Configured by the user (static) rather than created by a packet (dynamic).
     pub fn configured(&self) -> bool {
         !matches!(self, Association::Peer(p) if p.role() == PeerRole::Passive)
+            && !matches!(self, Association::Broadcast(_))
     }
 
     pub fn poll_timeout(&self) -> Option<Mono> {
         match self {
             Association::Client(c) => c.poll_timeout(),
             Association::Peer(p) => p.poll_timeout(),
+            Association::Broadcast(b) => b.poll_timeout(),
         }
     }
 
@@ -78,6 +111,7 @@ impl Association {
         match self {
             Association::Client(c) => c.handle_timeout(now, local_now, rng),
             Association::Peer(p) => p.handle_timeout(now, local_now, state, rng),
+            Association::Broadcast(b) => b.handle_timeout(now, local_now, rng),
         }
     }
 
@@ -91,6 +125,7 @@ impl Association {
         match self {
             Association::Client(c) => c.handle_packet(now, local_rx, packet, precision),
             Association::Peer(p) => p.handle_packet(now, local_rx, packet, precision),
+            Association::Broadcast(b) => b.handle_packet(now, local_rx, packet, precision),
         }
     }
 
@@ -98,6 +133,7 @@ impl Association {
         match self {
             Association::Client(c) => c.apply_step(step),
             Association::Peer(p) => p.apply_step(step),
+            Association::Broadcast(b) => b.apply_step(step),
         }
     }
 
@@ -105,6 +141,7 @@ impl Association {
         match self {
             Association::Client(c) => c.set_system_poll(poll),
             Association::Peer(p) => p.set_system_poll(poll),
+            Association::Broadcast(_) => {}
         }
     }
 
@@ -112,6 +149,7 @@ impl Association {
         match self {
             Association::Client(c) => c.reach(),
             Association::Peer(p) => p.reach(),
+            Association::Broadcast(b) => b.reach(),
         }
     }
 
@@ -119,6 +157,7 @@ impl Association {
         match self {
             Association::Client(c) => c.poll(),
             Association::Peer(p) => p.poll(),
+            Association::Broadcast(b) => b.poll(),
         }
     }
 
@@ -126,6 +165,7 @@ impl Association {
         match self {
             Association::Client(c) => c.peer(),
             Association::Peer(p) => p.peer(),
+            Association::Broadcast(b) => b.peer(),
         }
     }
 
@@ -133,6 +173,7 @@ impl Association {
         match self {
             Association::Client(c) => c.last_receive(),
             Association::Peer(p) => p.last_receive(),
+            Association::Broadcast(b) => b.last_receive(),
         }
     }
 
@@ -140,6 +181,7 @@ impl Association {
         match self {
             Association::Client(c) => c.times(),
             Association::Peer(p) => p.times(),
+            Association::Broadcast(b) => b.times(),
         }
     }
 
@@ -147,6 +189,7 @@ impl Association {
         match self {
             Association::Client(c) => c.stats(),
             Association::Peer(p) => p.stats(),
+            Association::Broadcast(b) => b.stats(),
         }
     }
 
@@ -154,6 +197,7 @@ impl Association {
         match self {
             Association::Client(c) => c.last_auth(),
             Association::Peer(p) => p.last_auth(),
+            Association::Broadcast(b) => b.last_auth(),
         }
     }
 
@@ -161,6 +205,7 @@ impl Association {
         match self {
             Association::Client(c) => c.auth_status(),
             Association::Peer(p) => p.auth_status(),
+            Association::Broadcast(b) => b.auth_status(),
         }
     }
 }

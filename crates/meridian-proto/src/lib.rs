@@ -8,6 +8,8 @@
 pub mod access;
 pub mod association;
 pub mod auth;
+pub mod broadcast;
+pub mod broadcast_system;
 pub mod checks;
 pub mod client;
 pub mod discipline;

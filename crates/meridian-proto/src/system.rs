@@ -628,11 +628,12 @@ impl System {
         } else {
             self.poll_counter = 0;
         }
-        // Only configured associations bound the system poll (passive ones follow their peer).
+        // Only configured associations and broadcast clients (whose poll is the server's
+        // interval) bound the system poll (passive ones follow their peer).
         let configured = || {
             self.sources()
                 .map(|(_, s)| &s.association)
-                .filter(|a| a.configured())
+                .filter(|a| a.configured() || a.as_broadcast().is_some())
         };
         let max = configured()
             .map(|a| a.config().maxpoll)

@@ -207,12 +207,12 @@ impl System {
         Ok((id, reply))
     }
 
-    /// Removes the passive associations idle for too long; returns their ids so the owner
+    /// Removes the dynamic associations (passive peers, broadcast clients) idle for too long; returns their ids so the owner
     /// forgets their routes (their slots may be reused afterwards).
     pub fn expire_dynamic(&mut self, now: Mono) -> Vec<SourceId> {
         let expired: Vec<SourceId> = self
             .sources()
-            .filter(|(_, s)| s.association.as_peer().is_some_and(|p| p.expired(now)))
+            .filter(|(_, s)| s.association.expired(now))
             .map(|(id, _)| id)
             .collect();
         for &id in &expired {

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod scenario;
 
 use clock::{gaussian, SimClock};
+use meridian_proto::broadcast::{BroadcastServer, BroadcastServerConfig};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::{ClockAdjustment, DisciplineConfig};
 use meridian_proto::entropy::{Entropy, SplitMix64};
@@ -82,7 +83,19 @@ pub struct Node {
     pub upstream: Vec<(SourceId, usize)>,
     /// Symmetric associations, active and passive: (source id, index of the peer node).
     pub peers: Vec<(SourceId, usize)>,
+    /// Broadcast/multicast servers of this node, each with the nodes that hear it.
+    pub senders: Vec<Sender>,
+    /// Broadcast client associations: (source id, index of the broadcasting node). They are
+    /// also in `upstream`, as their delay volley is an ordinary exchange.
+    pub bclients: Vec<(SourceId, usize)>,
     pub steps: u32,
+}
+
+/// A broadcast or multicast server on a node and the segment (or group) that hears it.
+pub struct Sender {
+    pub server: BroadcastServer,
+    pub listeners: Vec<usize>,
+    pub multicast: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +113,13 @@ enum EventKind {
     Symmetric {
         to: usize,
         from: usize,
+        bytes: Vec<u8>,
+    },
+    /// A mode 5 packet from `from` reaches listener `to`.
+    Broadcast {
+        to: usize,
+        from: usize,
+        multicast: bool,
         bytes: Vec<u8>,
     },
     /// A reply reaches `client`.
@@ -216,6 +236,8 @@ impl Simulation {
             clock,
             upstream: Vec::new(),
             peers: Vec::new(),
+            senders: Vec::new(),
+            bclients: Vec::new(),
             steps: 0,
         });
         let n = self.nodes.len();
@@ -259,6 +281,29 @@ impl Simulation {
         self.schedule_timer(active);
     }
 
+    /// Makes `node` a broadcast (or multicast) server every 2^`poll` s, heard by `listeners`
+    /// (the broadcast client nodes of its segment, or the members of its group).
+    pub fn add_broadcast_server(
+        &mut self,
+        node: usize,
+        poll: i8,
+        listeners: &[usize],
+        multicast: bool,
+    ) {
+        let config = BroadcastServerConfig {
+            version: 4,
+            poll: PollInterval::new(poll),
+            key: None,
+        };
+        let server = BroadcastServer::new(config, mono(self.now), &mut self.rng);
+        self.nodes[node].senders.push(Sender {
+            server,
+            listeners: listeners.to_vec(),
+            multicast,
+        });
+        self.schedule_timer(node);
+    }
+
     /// Sends `bytes` from node `from` to node `to` over their link.
     fn send_symmetric(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         for d in self.transit(from, to) {
@@ -294,8 +339,10 @@ impl Simulation {
 
     fn schedule_timer(&mut self, node: usize) {
         let system = &self.nodes[node].system;
+        let senders = self.nodes[node].senders.iter();
         let Some(deadline) = [system.poll_timeout(), system.clock_timeout()]
             .into_iter()
+            .chain(senders.map(|s| Some(s.server.poll_timeout())))
             .flatten()
             .min()
         else {
@@ -356,6 +403,7 @@ impl Simulation {
                 let local = n.clock.read(now);
                 let sends = n.system.handle_timeout(mono(now), local, &mut self.rng);
                 n.system.housekeeping(mono(now), local);
+                self.broadcast_due(node, local);
                 for (source, bytes) in sends {
                     if let Some(&(_, peer)) =
                         self.nodes[node].peers.iter().find(|(s, _)| *s == source)
@@ -465,6 +513,12 @@ impl Simulation {
                 }
                 self.schedule_timer(to);
             }
+            EventKind::Broadcast {
+                to,
+                from,
+                multicast,
+                bytes,
+            } => self.hear_broadcast(to, from, multicast, &bytes),
             EventKind::Reply {
                 client,
                 source,
@@ -495,6 +549,71 @@ impl Simulation {
                 self.schedule_timer(client);
             }
         }
+    }
+}
+
+impl Simulation {
+    /// Sends the mode 5 packets of `node` that are due, to every listener over its link.
+    fn broadcast_due(&mut self, node: usize, local: meridian_proto::time::NtpTimestamp) {
+        let now = self.now;
+        let state = self.nodes[node].system.server_state(mono(now));
+        let mut out = Vec::new();
+        for s in &mut self.nodes[node].senders {
+            if let Some(p) = s
+                .server
+                .handle_timeout(mono(now), local, &state, &mut self.rng)
+            {
+                out.push((p.to_vec(), s.listeners.clone(), s.multicast));
+            }
+        }
+        for (bytes, listeners, multicast) in out {
+            for to in listeners {
+                if let Some(d) = self.links[node][to].sample(&mut self.rng) {
+                    let bytes = bytes.clone();
+                    let kind = EventKind::Broadcast {
+                        to,
+                        from: node,
+                        multicast,
+                        bytes,
+                    };
+                    self.push(now + d, kind);
+                }
+            }
+        }
+    }
+
+    /// A mode 5 packet at a listener: to its association with the sender, or creating one.
+    fn hear_broadcast(&mut self, to: usize, from: usize, multicast: bool, bytes: &[u8]) {
+        let now = self.now;
+        let n = &mut self.nodes[to];
+        n.clock.advance(now, &mut self.rng);
+        let rx = n.clock.read(now);
+        let Ok(packet) = wire::parse(bytes) else {
+            return;
+        };
+        match n.bclients.iter().find(|(_, f)| *f == from).map(|(s, _)| *s) {
+            Some(id) => {
+                if let Ok(adj) = n.system.handle_reply(id, mono(now), rx, &packet) {
+                    self.apply(to, adj);
+                }
+            }
+            None => {
+                let refid = ReferenceId([198, 18, 0, from as u8 + 1]);
+                let created = n.system.accept_broadcast(
+                    &packet,
+                    &KeyTable::new(),
+                    false,
+                    refid,
+                    multicast,
+                    mono(now),
+                );
+                if let Ok(id) = created {
+                    n.bclients.push((id, from));
+                    n.upstream.push((id, from));
+                }
+            }
+        }
+        self.schedule_timer(to);
     }
 }
 

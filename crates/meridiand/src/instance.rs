@@ -89,6 +89,8 @@ pub struct Instance {
     peers: Vec<peers::PeerRoute>,
     /// Authentication enabled: a passive association needs a packet with a trusted key.
     pub auth_enabled: bool,
+    /// Broadcast and multicast senders, listeners and client associations.
+    bcast: bcast::BroadcastState,
 }
 
 impl Instance {
@@ -188,6 +190,7 @@ impl Instance {
             mode6: true,
             peers,
             auth_enabled: false,
+            bcast: bcast::BroadcastState::default(),
         })
     }
 
@@ -247,6 +250,10 @@ impl Instance {
             };
             let data = &buf[..meta.len.min(RECV_BUF)];
             match which {
+                SocketRef::Server(_) if bcast::is_broadcast_mode(data) => {
+                    let adj = self.broadcast_packet(data, &meta, rx_local, system, mono());
+                    adjustments.extend(adj);
+                }
                 SocketRef::Server(i) if peers::is_symmetric(data) => {
                     let adj = self.symmetric(i, data, &meta, rx_local, system, clock, mono(), rng);
                     adjustments.extend(adj);
@@ -289,6 +296,15 @@ impl Instance {
                 .counters
                 .dropped
                 .entry(DropReason::Malformed.as_str())
+                .or_default() += 1;
+            return;
+        }
+        if self.to_broadcast_address(meta) {
+            // RFC 5905 FXMIT: never answer a request sent to a broadcast or multicast address.
+            *self
+                .counters
+                .dropped
+                .entry("broadcast-destination")
                 .or_default() += 1;
             return;
         }
@@ -423,7 +439,7 @@ impl Instance {
     /// Sends `bytes` for source `id` if it belongs to this instance; returns whether it did.
     pub fn send_request(&self, id: SourceId, bytes: &[u8]) -> bool {
         let Some(client) = self.clients.iter().find(|c| c.id == id) else {
-            return self.send_to_peer(id, bytes);
+            return self.send_to_peer(id, bytes) || self.send_to_broadcast_server(id, bytes);
         };
         if let Err(e) = client.socket.send(bytes, None, None) {
             crate::debug!("{}request to {} failed: {e}", self.label(), client.remote);
@@ -444,3 +460,7 @@ mod peers;
 #[path = "instance_reload.rs"]
 mod reload;
 pub use peers::PeerRoute;
+
+#[path = "instance_broadcast.rs"]
+mod bcast;
+pub use bcast::{BroadcastRoute, BroadcastState, Listener, Sender, SenderKind};

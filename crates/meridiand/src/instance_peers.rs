@@ -46,6 +46,7 @@ impl Instance {
     /// Forgets the routes of removed (expired) sources.
     pub fn forget_sources(&mut self, gone: &[SourceId]) {
         self.peers.retain(|p| !gone.contains(&p.id));
+        self.bcast.routes.retain(|r| !gone.contains(&r.id));
     }
 
     /// Sends a configured peer's mode 1 packet from the NTP port; false if `id` is not ours.
@@ -69,7 +70,7 @@ impl Instance {
     }
 
     /// The server socket of the remote's address family (IPv4 first, then IPv6).
-    fn socket_for(&self, remote: SocketAddr) -> Option<usize> {
+    pub(super) fn socket_for(&self, remote: SocketAddr) -> Option<usize> {
         let want_v4 = remote.is_ipv4();
         self.servers
             .iter()
@@ -181,7 +182,7 @@ impl Instance {
 
     /// The interface checks of the server path: receive disabled, loopback source from a
     /// real interface.
-    fn interface_drop(&self, meta: &RecvMeta) -> Option<&'static str> {
+    pub(super) fn interface_drop(&self, meta: &RecvMeta) -> Option<&'static str> {
         if !self.receive_disabled.is_empty() {
             let name = meta.ifindex.and_then(crate::ifname::name_of);
             if name.is_some_and(|n| self.receive_disabled.contains(&n)) {

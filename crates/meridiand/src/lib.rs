@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod drift;
 pub mod entropy;
+pub mod ifaddr;
 pub mod ifname;
 pub mod instance;
 pub mod log;

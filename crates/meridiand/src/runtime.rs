@@ -204,6 +204,7 @@ impl Runtime {
             }
             let deadline = [self.system.poll_timeout(), self.system.clock_timeout()]
                 .into_iter()
+                .chain(self.instances.iter().map(Instance::broadcast_timeout))
                 .flatten()
                 .fold(now + TICK, Mono::min);
             let wait = deadline.saturating_since(now);
@@ -307,6 +308,10 @@ impl Runtime {
             {
                 crate::debug!("no socket for source {id:?}");
             }
+        }
+        // Broadcast/multicast servers and group memberships.
+        for inst in &mut self.instances {
+            inst.broadcast_tick(now, &self.system, self.clock.as_ref(), &mut self.rng);
         }
         let expired = self.system.expire_dynamic(now);
         if !expired.is_empty() {

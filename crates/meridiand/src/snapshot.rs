@@ -52,7 +52,14 @@ fn locate(instances: &[Instance], id: SourceId) -> Option<(&Instance, SocketAddr
     instances.iter().find_map(|inst| {
         let client = inst.clients().iter().find(|c| c.id == id).map(|c| c.remote);
         let peer = || inst.peers().iter().find(|p| p.id == id).map(|p| p.remote);
-        client.or_else(peer).map(|remote| (inst, remote))
+        let bclient = || {
+            let routes = &inst.broadcast().routes;
+            routes.iter().find(|r| r.id == id).map(|r| r.remote)
+        };
+        client
+            .or_else(peer)
+            .or_else(bclient)
+            .map(|remote| (inst, remote))
     })
 }
 
@@ -131,12 +138,15 @@ pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<Sessi
             system.config().precision,
         ));
     }
-    // Servers first, then symmetric peers (configured, then dynamic), per instance.
+    // Servers first, then symmetric peers (configured, then dynamic), then broadcast and
+    // multicast clients, per instance.
     let routes = instances.iter().flat_map(|inst| {
         let clients = inst.clients().iter().map(|c| (c.id, c.remote));
         let peers = inst.peers().iter().map(|p| (p.id, p.remote));
+        let bclients = inst.broadcast().routes.iter().map(|r| (r.id, r.remote));
         clients
             .chain(peers)
+            .chain(bclients)
             .map(move |(id, remote)| (inst, id, remote))
     });
     for (instance, id, remote) in routes {
@@ -145,7 +155,55 @@ pub fn sessions(system: &System, instances: &[Instance], now: Mono) -> Vec<Sessi
         };
         out.push(session(instance, remote, source, now));
     }
+    // The broadcast/multicast servers: Comware counts them in the total but does not show
+    // them; `meridianctl sessions` hides them by their local mode.
+    for inst in instances {
+        for sender in &inst.broadcast().senders {
+            out.push(sender_session(inst, sender, system, now));
+        }
+    }
     out
+}
+
+/// A broadcast or multicast server as a session: our own state as what it advertises.
+fn sender_session(
+    instance: &Instance,
+    sender: &crate::instance::Sender,
+    system: &System,
+    now: Mono,
+) -> SessionReport {
+    let config = sender.server.config();
+    let state = system.server_state(now);
+    let local_mode = match sender.kind {
+        crate::instance::SenderKind::Broadcast => "broadcast",
+        crate::instance::SenderKind::Multicast { .. } => "multicast",
+    };
+    SessionReport {
+        source: sender.destination().to_string(),
+        vpn_instance: instance.name.clone(),
+        local_mode: local_mode.to_owned(),
+        peer_mode: "unspec".to_owned(),
+        configured: true,
+        flags: vec!["configured".to_owned()],
+        stratum: state.stratum,
+        reference_id: refid_text(state.reference_id, state.stratum),
+        reach: 0,
+        poll_s: config.poll.as_seconds() as u64,
+        last_receive_s: None,
+        offset_ms: 0.0,
+        delay_ms: 0.0,
+        dispersion_ms: 0.0,
+        auth: if config.key.is_some() { "ok" } else { "none" }.to_owned(),
+        verbose: SessionDetail {
+            local_poll_log2: config.poll.log2(),
+            precision_log2: state.precision,
+            version: config.version,
+            source_interface: Some(sender.interface.clone()),
+            status: vec!["configured".to_owned()],
+            packets_sent: sender.server.sent(),
+            ..Default::default()
+        },
+    }
 }
 
 /// One association as a session report.
@@ -198,7 +256,7 @@ fn session(instance: &Instance, remote: SocketAddr, source: &Source, now: Mono) 
     SessionReport {
         source: remote.ip().to_string(),
         vpn_instance: instance.name.clone(),
-        local_mode: assoc.local_mode().as_str().to_owned(),
+        local_mode: assoc.local_mode_name().to_owned(),
         peer_mode: peer.map_or("unspec", |p| p.mode.as_str()).to_owned(),
         configured,
         flags: flags.iter().map(|s| s.to_string()).collect(),

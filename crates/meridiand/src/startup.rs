@@ -143,6 +143,12 @@ pub fn open_instances(
         .map_err(|e| e.to_string())?;
         instance.server_keys = keys.clone();
         instance.auth_enabled = config.authentication.enable;
+        let interfaces: Vec<_> = config
+            .interfaces
+            .iter()
+            .filter(|i| i.vpn_instance.as_ref() == name)
+            .collect();
+        instance.configure_broadcast(&interfaces, &keys, config.authentication.enable, now, rng);
         instances.push(instance);
     }
     Ok(instances)

@@ -1,6 +1,7 @@
 //! UDP sockets as the daemon needs them: non-blocking, kernel receive timestamps
 //! (SO_TIMESTAMPNS), the destination address of each datagram (IP_PKTINFO / IPV6_PKTINFO) so
-//! replies leave from the address the request arrived on, and DSCP marking.
+//! replies leave from the address the request arrived on, DSCP marking, and what broadcast
+//! and multicast modes need (SO_BROADCAST, group membership, multicast interface, TTL, loop).
 //!
 //! Only plain socket calls are used (socket, bind, connect, setsockopt, recvmsg, sendmsg), so
 //! the daemon runs unchanged under the clknetsim LD_PRELOAD simulator.
@@ -52,6 +53,26 @@ fn setsockopt_int(
             name,
             &value as *const libc::c_int as *const libc::c_void,
             size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// setsockopt with a plain-data structure value.
+fn setsockopt_raw<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live, plain-data T and its exact size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            size_of::<T>() as libc::socklen_t,
         )
     })
     .map(|_| ())
@@ -205,6 +226,117 @@ impl UdpSocket {
         } else {
             setsockopt_int(self.fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_TOS, tos)
         }
+    }
+
+    /// Allows sending to broadcast addresses (SO_BROADCAST).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BROADCAST,
+            on as libc::c_int,
+        )
+    }
+
+    /// Joins multicast `group` on the interface `ifindex` (IP_ADD_MEMBERSHIP with ip_mreqn /
+    /// IPV6_JOIN_GROUP). Joining a group already joined there is not an error.
+    pub fn join_multicast(&self, group: IpAddr, ifindex: u32) -> io::Result<()> {
+        let r = self.membership(group, ifindex, true);
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Leaves multicast `group` on the interface `ifindex`.
+    pub fn leave_multicast(&self, group: IpAddr, ifindex: u32) -> io::Result<()> {
+        self.membership(group, ifindex, false)
+    }
+
+    fn membership(&self, group: IpAddr, ifindex: u32, join: bool) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        match group {
+            IpAddr::V4(g) if !self.ipv6 => {
+                let mreq = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(g.octets()),
+                    },
+                    imr_address: libc::in_addr { s_addr: 0 },
+                    imr_ifindex: ifindex as libc::c_int,
+                };
+                let name = if join {
+                    libc::IP_ADD_MEMBERSHIP
+                } else {
+                    libc::IP_DROP_MEMBERSHIP
+                };
+                setsockopt_raw(fd, libc::IPPROTO_IP, name, &mreq)
+            }
+            IpAddr::V6(g) if self.ipv6 => {
+                let mreq = libc::ipv6_mreq {
+                    ipv6mr_multiaddr: libc::in6_addr {
+                        s6_addr: g.octets(),
+                    },
+                    ipv6mr_interface: ifindex,
+                };
+                let name = if join {
+                    libc::IPV6_ADD_MEMBERSHIP
+                } else {
+                    libc::IPV6_DROP_MEMBERSHIP
+                };
+                setsockopt_raw(fd, libc::IPPROTO_IPV6, name, &mreq)
+            }
+            _ => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        }
+    }
+
+    /// Sends multicast through the interface `ifindex` (IP_MULTICAST_IF / IPV6_MULTICAST_IF).
+    pub fn set_multicast_if(&self, ifindex: u32) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        if self.ipv6 {
+            setsockopt_int(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MULTICAST_IF,
+                ifindex as libc::c_int,
+            )
+        } else {
+            let mreq = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr { s_addr: 0 },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: ifindex as libc::c_int,
+            };
+            setsockopt_raw(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
+        }
+    }
+
+    /// TTL (IPv4) or hop limit (IPv6) of outgoing multicast.
+    pub fn set_multicast_ttl(&self, ttl: u8) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        if self.ipv6 {
+            setsockopt_int(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MULTICAST_HOPS,
+                ttl.into(),
+            )
+        } else {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl.into())
+        }
+    }
+
+    /// Whether our own multicast comes back to local sockets.
+    pub fn set_multicast_loop(&self, on: bool) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        if self.ipv6 {
+            setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on.into())
+        } else {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on.into())
+        }
+    }
+
+    /// Whether this is an IPv6 socket.
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -405,6 +537,76 @@ mod tests {
             .as_secs() as i64;
         assert!((secs - now).abs() < 5);
         assert!(b.recv(&mut buf).unwrap().is_none(), "nothing more waiting");
+    }
+
+    fn recv_within(s: &UdpSocket, buf: &mut [u8]) -> Option<RecvMeta> {
+        for _ in 0..100 {
+            if let Some(m) = s.recv(buf).unwrap() {
+                return Some(m);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn lo_index() -> u32 {
+        // SAFETY: if_nametoindex reads a NUL-terminated string.
+        unsafe { libc::if_nametoindex(c"lo".as_ptr()) }
+    }
+
+    #[test]
+    fn multicast_on_loopback_reaches_a_member_only_while_joined() {
+        let group: IpAddr = "239.255.77.1".parse().unwrap();
+        let rx = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let lo = lo_index();
+        tx.set_multicast_if(lo).unwrap();
+        tx.set_multicast_ttl(1).unwrap();
+        if let Err(e) = rx.join_multicast(group, lo) {
+            eprintln!("SKIPPED multicast_on_loopback: cannot join on lo: {e}");
+            return;
+        }
+        rx.join_multicast(group, lo).expect("joining twice is fine");
+        let dest = SocketAddr::new(group, port);
+        tx.send(b"m1", Some(dest), None).unwrap();
+        let mut buf = [0u8; 16];
+        let Some(meta) = recv_within(&rx, &mut buf) else {
+            eprintln!("SKIPPED multicast_on_loopback: lo does not loop multicast here");
+            return;
+        };
+        assert_eq!(&buf[..meta.len], b"m1");
+        assert_eq!(meta.destination, Some(group), "PKTINFO names the group");
+        assert_eq!(meta.ifindex, Some(lo));
+        rx.leave_multicast(group, lo).unwrap();
+        tx.send(b"m2", Some(dest), None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            rx.recv(&mut buf).unwrap().is_none(),
+            "not a member any more"
+        );
+    }
+
+    #[test]
+    fn broadcast_needs_so_broadcast() {
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dest: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let err = tx.send(b"b", Some(dest), None).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        tx.set_broadcast(true).unwrap();
+        // Allowed now (it may still fail to route: no broadcast-capable interface here).
+        let r = tx.send(b"b", Some(dest), None);
+        assert!(r.map_or_else(|e| e.raw_os_error() != Some(libc::EACCES), |_| true));
+        let v6 = UdpSocket::bind("[::1]:0".parse().unwrap());
+        if let Ok(v6) = v6 {
+            v6.set_multicast_ttl(16).unwrap();
+            v6.set_multicast_loop(false).unwrap();
+            v6.set_multicast_if(lo_index()).unwrap();
+            assert!(
+                v6.join_multicast("224.0.1.1".parse().unwrap(), 1).is_err(),
+                "family"
+            );
+        }
     }
 
     #[test]

@@ -74,6 +74,12 @@ fn row_cells(session: &SessionReport) -> [String; 9] {
     ]
 }
 
+/// Whether a session is displayed: the broadcast and multicast servers' own sessions are
+/// counted in the total but not shown (as Comware does).
+fn shown(session: &SessionReport) -> bool {
+    !matches!(session.local_mode.as_str(), "broadcast" | "multicast")
+}
+
 /// The brief table with its legend and total.
 pub fn format_sessions_brief(sessions: &[SessionReport]) -> String {
     const HEADER: [&str; 9] = [
@@ -87,7 +93,11 @@ pub fn format_sessions_brief(sessions: &[SessionReport]) -> String {
         "delay",
         "disper",
     ];
-    let rows: Vec<[String; 9]> = sessions.iter().map(row_cells).collect();
+    let rows: Vec<[String; 9]> = sessions
+        .iter()
+        .filter(|s| shown(s))
+        .map(row_cells)
+        .collect();
     let mut widths = HEADER.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -200,7 +210,7 @@ pub fn format_session_verbose(session: &SessionReport, now_unix: i64) -> String 
 /// Every session in the verbose layout, separated by blank lines, then the total.
 pub fn format_sessions_verbose(sessions: &[SessionReport], now_unix: i64) -> String {
     let mut out = String::new();
-    for session in sessions {
+    for session in sessions.iter().filter(|s| shown(s)) {
         out.push_str(&format_session_verbose(session, now_unix));
         out.push('\n');
     }
@@ -348,6 +358,21 @@ pub(crate) mod tests {
         }
         assert_eq!(lines[4], NOTE);
         assert_eq!(lines[5], "Total associations : 2");
+    }
+
+    #[test]
+    fn broadcast_server_sessions_are_counted_but_hidden() {
+        let mut server = session("198.18.0.255", &["configured"], None);
+        server.local_mode = "broadcast".to_owned();
+        let mut bclient = session("198.18.0.1", &["peer"], Some(3));
+        bclient.local_mode = "bclient".to_owned();
+        let all = vec![bclient, server];
+        let text = format_sessions_brief(&all);
+        assert!(!text.contains("198.18.0.255"), "{text}");
+        assert!(text.contains("198.18.0.1"), "the broadcast client is shown");
+        assert!(text.ends_with(&format!("Total associations : {}\n", all.len())));
+        let verbose = format_sessions_verbose(&all, 0);
+        assert!(!verbose.contains("198.18.0.255"));
     }
 
     #[test]
