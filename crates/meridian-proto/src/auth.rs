@@ -43,6 +43,16 @@ impl AuthResult {
         matches!(self, AuthResult::Ok(_))
     }
 
+    /// `auth` as shown per session for an association whose last checked packet gave `last`:
+    /// `none` (no key, or nothing checked yet), `ok` or `failed`.
+    pub fn session_status(last: Option<AuthResult>) -> &'static str {
+        match last {
+            None => "none",
+            Some(r) if r.is_ok() => "ok",
+            Some(_) => "failed",
+        }
+    }
+
     /// Name for logs, counters and displays.
     pub fn as_str(&self) -> &'static str {
         match self {

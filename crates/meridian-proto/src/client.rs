@@ -493,11 +493,7 @@ impl ClientAssociation {
     /// `auth` as shown per session: `none` (no key, or no reply yet), `ok` (the last reply
     /// was authenticated) or `failed`.
     pub fn auth_status(&self) -> &'static str {
-        match self.last_auth {
-            None => "none",
-            Some(r) if r.is_ok() => "ok",
-            Some(_) => "failed",
-        }
+        AuthResult::session_status(self.last_auth)
     }
 
     /// The kiss code that stopped this association, if one did.

@@ -530,11 +530,7 @@ impl PeerAssociation {
 
     /// `none`, `ok` or `failed`, as for client associations.
     pub fn auth_status(&self) -> &'static str {
-        match self.last_auth {
-            None => "none",
-            Some(r) if r.is_ok() => "ok",
-            Some(_) => "failed",
-        }
+        AuthResult::session_status(self.last_auth)
     }
 }
 
