@@ -3,27 +3,22 @@
 //! loop; a client that says nothing within a second is dropped, and a request longer than
 //! 4 KiB is refused, so a misbehaving local client cannot stall the daemon.
 
+use crate::requests::RequestServer;
 use meridian_proto::report::{ControlAnswer, ControlRequest};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MAX_REQUEST: usize = 4096;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
-
-struct Connection {
-    stream: UnixStream,
-    buf: Vec<u8>,
-    opened: Instant,
-}
+const WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 
 pub struct ControlServer {
-    listener: UnixListener,
+    server: RequestServer<UnixListener>,
     path: PathBuf,
-    connections: Vec<Connection>,
 }
 
 impl ControlServer {
@@ -40,78 +35,37 @@ impl ControlServer {
         listener.set_nonblocking(true)?;
         // Readable and writable by the owner and its group only.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        let server = RequestServer::new(listener, MAX_REQUEST, CLIENT_TIMEOUT, WRITE_TIMEOUT);
         Ok(Self {
-            listener,
+            server,
             path: path.to_owned(),
-            connections: Vec::new(),
         })
     }
 
     /// Descriptors to watch for readability.
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
-        std::iter::once(self.listener.as_raw_fd())
-            .chain(self.connections.iter().map(|c| c.stream.as_raw_fd()))
+        self.server.fds()
     }
 
-    /// Accepts new connections, reads what is there, answers complete requests through
-    /// `answer`, and drops connections that timed out.
+    /// Answers every complete request line (one JSON `ControlRequest`) with one JSON line.
     pub fn service(&mut self, mut answer: impl FnMut(ControlRequest) -> ControlAnswer) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_ok() {
-                        self.connections.push(Connection {
-                            stream,
-                            buf: Vec::new(),
-                            opened: Instant::now(),
-                        });
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    crate::warn!("control socket accept: {e}");
-                    break;
-                }
-            }
-        }
-        self.connections.retain_mut(|conn| {
-            let mut chunk = [0u8; 1024];
-            loop {
-                match conn.stream.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        conn.buf.extend_from_slice(&chunk[..n]);
-                        if conn.buf.len() > MAX_REQUEST {
-                            return false;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return false,
-                }
-            }
-            if let Some(end) = conn.buf.iter().position(|&b| b == b'\n') {
-                let reply = match serde_json::from_slice::<ControlRequest>(&conn.buf[..end]) {
-                    Ok(request) => answer(request),
-                    Err(e) => ControlAnswer::Error {
-                        message: format!("bad request: {e}"),
-                    },
-                };
-                let mut text = serde_json::to_vec(&reply).unwrap_or_default();
-                text.push(b'\n');
-                let _ = conn.stream.set_nonblocking(false);
-                let _ = conn
-                    .stream
-                    .set_write_timeout(Some(Duration::from_millis(200)));
-                let _ = conn.stream.write_all(&text);
-                return false;
-            }
-            conn.opened.elapsed() < CLIENT_TIMEOUT
+        let line = |buf: &[u8]| buf.iter().position(|&b| b == b'\n');
+        self.server.service(line, |request| {
+            let reply = match serde_json::from_slice::<ControlRequest>(request) {
+                Ok(request) => answer(request),
+                Err(e) => ControlAnswer::Error {
+                    message: format!("bad request: {e}"),
+                },
+            };
+            let mut text = serde_json::to_vec(&reply).unwrap_or_default();
+            text.push(b'\n');
+            text
         });
     }
 
     /// True while some connection waits for more input (the loop must come back soon).
     pub fn busy(&self) -> bool {
-        !self.connections.is_empty()
+        self.server.busy()
     }
 }
 

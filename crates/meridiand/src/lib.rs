@@ -15,6 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod mode6;
 pub mod netns;
+pub mod requests;
 pub mod runtime;
 pub mod snapshot;
 pub mod startup;

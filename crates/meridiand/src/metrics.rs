@@ -2,21 +2,17 @@
 //! loop like the control socket (non-blocking, bounded request size and time), rendering the
 //! same snapshots as `meridianctl` in the text exposition format.
 
+use crate::requests::RequestServer;
 use meridian_proto::report::{SessionReport, StatusReport};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 const MAX_REQUEST: usize = 8192;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
-
-struct Connection {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    opened: Instant,
-}
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Counters of one instance's server path, for the exposition.
 pub struct ServerCounterView<'a> {
@@ -27,8 +23,7 @@ pub struct ServerCounterView<'a> {
 }
 
 pub struct MetricsServer {
-    listener: TcpListener,
-    connections: Vec<Connection>,
+    server: RequestServer<TcpListener>,
 }
 
 impl MetricsServer {
@@ -36,84 +31,46 @@ impl MetricsServer {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         Ok(Self {
-            listener,
-            connections: Vec::new(),
+            server: RequestServer::new(listener, MAX_REQUEST, CLIENT_TIMEOUT, WRITE_TIMEOUT),
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.server.listener.local_addr()
     }
 
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
-        std::iter::once(self.listener.as_raw_fd())
-            .chain(self.connections.iter().map(|c| c.stream.as_raw_fd()))
+        self.server.fds()
     }
 
     pub fn busy(&self) -> bool {
-        !self.connections.is_empty()
+        self.server.busy()
     }
 
-    /// Accepts, reads, and answers complete requests with the text `render` produces.
+    /// Answers complete HTTP requests (headers up to the blank line): `GET /metrics` with the
+    /// text `render` produces, anything else with 404 or 405.
     pub fn service(&mut self, render: impl Fn() -> String) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_ok() {
-                        self.connections.push(Connection {
-                            stream,
-                            buf: Vec::new(),
-                            opened: Instant::now(),
-                        });
-                    }
+        let headers = |buf: &[u8]| buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+        self.server.service(headers, |request| {
+            let first = request.split(|&b| b == b'\n').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(first);
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("GET"), Some("/metrics")) => {
+                    let body = render();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    crate::debug!("metrics accept: {e}");
-                    break;
+                (Some("GET"), Some(_)) => {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                 }
+                _ => "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned(),
             }
-        }
-        self.connections.retain_mut(|conn| {
-            let mut chunk = [0u8; 2048];
-            loop {
-                match conn.stream.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        conn.buf.extend_from_slice(&chunk[..n]);
-                        if conn.buf.len() > MAX_REQUEST {
-                            return false;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return false,
-                }
-            }
-            if conn.buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                let first = conn.buf.split(|&b| b == b'\n').next().unwrap_or_default();
-                let line = String::from_utf8_lossy(first);
-                let mut words = line.split_whitespace();
-                let response = match (words.next(), words.next()) {
-                    (Some("GET"), Some("/metrics")) => {
-                        let body = render();
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    }
-                    (Some("GET"), Some(_)) => {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
-                    }
-                    _ => "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_owned(),
-                };
-                let _ = conn.stream.set_nonblocking(false);
-                let _ = conn.stream.set_write_timeout(Some(Duration::from_millis(500)));
-                let _ = conn.stream.write_all(response.as_bytes());
-                return false;
-            }
-            conn.opened.elapsed() < CLIENT_TIMEOUT
+            .into_bytes()
         });
     }
 }
