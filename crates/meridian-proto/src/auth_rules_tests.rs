@@ -242,6 +242,7 @@ fn reply_signed_with_another_trusted_key_is_rejected() {
     );
 }
 
+/// attacks.md C6, K1: a keyed association ignores an unauthenticated kiss.
 #[test]
 fn unauthenticated_kiss_is_ignored_by_a_keyed_association() {
     let k = key(10, true);

@@ -446,6 +446,8 @@ mod tests {
         assert_eq!(p.len(), 48);
     }
 
+    /// attacks.md P1: datagrams of awkward lengths (0, 1, 47-50, 52, 56, 64, 68, 72) parse only
+    /// where the framing allows, and fail without panicking otherwise.
     #[test]
     fn lengths() {
         let base = request(4);
@@ -514,6 +516,8 @@ mod tests {
         assert_eq!(parse(&d).unwrap().extensions().count(), 2);
     }
 
+    /// attacks.md P3: extension fields of length 0, short, unaligned or past the end are refused
+    /// (RFC 7822 framing).
     #[test]
     fn broken_extension_fields() {
         for (len_field, total) in [(0usize, 32usize), (12, 32), (18, 32), (64, 32), (65532, 32)] {
