@@ -21,7 +21,7 @@ pub enum Kind {
     Auth,
     /// A mode 3 request with a MAC whose digest is wrong.
     BadAuth,
-    /// Random bytes, 0..=1100 of them.
+    /// Random bytes, 0..=1100 of them (the transmit timestamp tagged when there is one).
     Random,
     /// A valid request cut short (0..=47 bytes).
     Truncated,
@@ -264,6 +264,12 @@ impl Mixer {
             Kind::Random => {
                 let len = self.rng.below(RANDOM_MAX as u64 + 1) as usize;
                 self.rng.fill(&mut buf[..len]);
+                // Random bytes can be a valid request by chance (mode 3, version 1-4, a
+                // framing that parses, or a MAC with an unknown key, answered with a
+                // crypto-NAK); carry the tag so that such answers are counted here.
+                if len >= HEADER_LEN {
+                    buf[40..48].copy_from_slice(&stamp.to_be_bytes());
+                }
                 len
             }
             Kind::Truncated => {
@@ -419,7 +425,7 @@ mod tests {
                 }
                 Kind::Valid => unreachable!("weight 0"),
             }
-            if p.len() >= 48 && p[0] & 7 == 3 && k != Kind::Random {
+            if p.len() >= 48 && (p[0] & 7 == 3 || k == Kind::Random) {
                 let stamp = u64::from_be_bytes(p[40..48].try_into().unwrap());
                 assert_eq!(kind_of(stamp), k);
             }
