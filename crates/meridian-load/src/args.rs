@@ -1,5 +1,6 @@
 //! Command line of `meridian-load`: parsing, bounds, and the address ranges it may use.
 
+use crate::mix::{MixSpec, DEFAULT_SECRET};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -31,7 +32,14 @@ options:
                        the addresses must be local (e.g. `ip route add local PREFIX dev lo`)
   --max-packets M      stop after M requests (default rate x duration)
   --drain-ms MS        wait for answers after the last request (default 500, at most 10000)
-  --json               print the report as JSON";
+  --json               print the report as JSON
+  --mix W              soak mix instead of plain requests, weights per family, e.g.
+                       valid=60,malformed=25,auth=10,bad-auth=5; malformed = random bytes
+                       (0..1100), truncated headers, bad versions, mode 6 and mode 7 probes,
+                       extension-field garbage, 1400-byte datagrams, in equal parts
+  --seed N             seed of the mix (default 1): same seed, same datagrams
+  --key-id N           key id of the authenticated requests (default 1, MD5)
+  --key-secret S       its secret as in a keys file, ASCII or HEX:... (default SoakTestKey)";
 
 /// A validated command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +55,8 @@ pub struct Options {
     pub max_packets: u64,
     pub drain: Duration,
     pub json: bool,
+    /// `--mix`: what to send instead of plain requests.
+    pub mix: Option<MixSpec>,
 }
 
 /// Whether `addr` is in a range this tool may send to or from: loopback, or the
@@ -118,6 +128,10 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let mut max_packets = None;
     let mut drain_ms = 500u64;
     let mut json = false;
+    let mut mix = None;
+    let mut seed = 1u64;
+    let mut key_id = 1u32;
+    let mut secret = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -143,6 +157,10 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--max-packets" => max_packets = Some(number::<u64>(value(&mut it, arg)?, arg)?),
             "--drain-ms" => drain_ms = number(value(&mut it, arg)?, arg)?,
             "--json" => json = true,
+            "--mix" => mix = Some(MixSpec::parse_weights(value(&mut it, arg)?)?),
+            "--seed" => seed = number(value(&mut it, arg)?, arg)?,
+            "--key-id" => key_id = number(value(&mut it, arg)?, arg)?,
+            "--key-secret" => secret = Some(MixSpec::parse_secret(value(&mut it, arg)?)?),
             other => return Err(format!("unknown argument: {other}")),
         }
     }
@@ -207,6 +225,18 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         }
         prefix = Some(p);
     }
+    if mix.is_none() && secret.is_some() {
+        return Err("--key-secret needs --mix".into());
+    }
+    let mix = mix.map(|w| MixSpec {
+        valid: w[0],
+        malformed: w[1],
+        auth: w[2],
+        bad_auth: w[3],
+        seed,
+        key_id,
+        secret: secret.unwrap_or_else(|| DEFAULT_SECRET.as_bytes().to_vec()),
+    });
     Ok(Options {
         target,
         rate,
@@ -218,6 +248,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         max_packets,
         drain: Duration::from_millis(drain_ms),
         json,
+        mix,
     })
 }
 
@@ -297,6 +328,31 @@ mod tests {
             "--target [2001:2::1]:123 --rate 1 --duration 1 --source-base 198.18.0.1"
         ))
         .is_err());
+    }
+
+    #[test]
+    fn mix_options() {
+        let o = parse(&args(
+            "--target 198.18.0.1:123 --rate 10 --duration 1 --mix valid=3,auth=1 --seed 9 --key-secret HEX:01",
+        ))
+        .unwrap();
+        let m = o.mix.unwrap();
+        assert_eq!((m.valid, m.malformed, m.auth, m.bad_auth), (3, 0, 1, 0));
+        assert_eq!((m.seed, m.key_id, m.secret), (9, 1, vec![1]));
+        assert!(parse(&args(
+            "--target 198.18.0.1:123 --rate 10 --duration 1 --mix x=1"
+        ))
+        .is_err());
+        assert!(parse(&args(
+            "--target 198.18.0.1:123 --rate 10 --duration 1 --key-secret a"
+        ))
+        .is_err());
+        assert_eq!(
+            parse(&args("--target 198.18.0.1:123 --rate 10 --duration 1"))
+                .unwrap()
+                .mix,
+            None
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The measurement: paced sending of mode 3 requests over many sockets from one thread,
-//! poll(2) for the answers in between, and the report (rates, loss, latency percentiles).
+//! poll(2) for the answers in between, and the report (rates, loss, latency percentiles);
+//! with `--mix`, the datagrams come from [`Mixer`] and answers are counted per kind.
 
 use crate::args::{nth_address, Options};
+use crate::mix::{empty_counts, kind_of, KindCount, Mixer, KINDS, MAX_DATAGRAM};
 use crate::net::{poll_readable, wildcard, Source};
 use serde::Serialize;
 use std::io;
@@ -101,6 +103,19 @@ pub struct Report {
     /// 1 - answered / sent.
     pub loss: f64,
     pub latency: Option<Latency>,
+    /// With `--mix`: the seed and what was sent and answered per kind. `answered` and
+    /// `loss` then count only the kinds a server should answer (valid and auth).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<MixReport>,
+}
+
+/// The per-kind part of a mixed run's report.
+#[derive(Debug, Serialize)]
+pub struct MixReport {
+    pub seed: u64,
+    /// Datagrams of the kinds a correct server answers (valid, auth).
+    pub expected_replies: u64,
+    pub kinds: Vec<KindCount>,
 }
 
 struct Tally {
@@ -108,16 +123,39 @@ struct Tally {
     kisses: u64,
     invalid: u64,
     latencies: Vec<u64>,
+    /// With `--mix`: counts per kind, in `KINDS` order.
+    kinds: Option<Vec<KindCount>>,
 }
 
+/// Length of a reply carrying only a crypto-NAK.
+const CRYPTO_NAK_LEN: usize = HEADER_LEN + 4;
+
 fn drain(sources: &[Source], ready: &[usize], start: Instant, t: &mut Tally) -> io::Result<()> {
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 2048];
     for &i in ready {
         for _ in 0..RECV_BATCH {
             let Some(n) = sources[i].recv(&mut buf)? else {
                 break;
             };
-            match classify(&buf[..n.min(buf.len())]) {
+            let n = n.min(buf.len());
+            match classify(&buf[..n]) {
+                Answer::Reply(stamp) if t.kinds.is_some() => {
+                    let kind = kind_of(stamp);
+                    if let Some(c) = t.kinds.as_mut().map(|k| &mut k[kind.index()]) {
+                        if n == CRYPTO_NAK_LEN {
+                            c.crypto_naks += 1;
+                        } else {
+                            c.replies += 1;
+                        }
+                    }
+                    if kind.expects_answer() && n != CRYPTO_NAK_LEN {
+                        let now = start.elapsed().as_nanos() as u64 + 1;
+                        t.answered += 1;
+                        if stamp <= now {
+                            t.latencies.push(now - stamp);
+                        }
+                    }
+                }
                 Answer::Reply(stamp) => {
                     let now = start.elapsed().as_nanos() as u64 + 1;
                     t.answered += 1;
@@ -160,7 +198,10 @@ pub fn run(o: &Options) -> io::Result<Report> {
         kisses: 0,
         invalid: 0,
         latencies: Vec::with_capacity(o.max_packets.min(1 << 24) as usize),
+        kinds: o.mix.as_ref().map(|_| empty_counts()),
     };
+    let mut mixer = o.mix.as_ref().map(Mixer::new);
+    let mut datagram = [0u8; MAX_DATAGRAM];
     let mut fds = Vec::with_capacity(sources.len());
     let mut ready = Vec::with_capacity(sources.len());
     let start = Instant::now();
@@ -183,8 +224,21 @@ pub fn run(o: &Options) -> io::Result<Report> {
                 _ => None,
             };
             let stamp = start.elapsed().as_nanos() as u64 + 1;
-            if socket.send(&request(stamp), o.target, from)? {
+            let (data, kind) = match mixer.as_mut() {
+                Some(m) => {
+                    let (len, kind) = m.next(stamp, &mut datagram);
+                    (&datagram[..len], Some(kind))
+                }
+                None => {
+                    datagram[..HEADER_LEN].copy_from_slice(&request(stamp));
+                    (&datagram[..HEADER_LEN], None)
+                }
+            };
+            if socket.send(data, o.target, from)? {
                 sent += 1;
+                if let (Some(kind), Some(k)) = (kind, tally.kinds.as_mut()) {
+                    k[kind.index()].datagrams += 1;
+                }
             } else {
                 blocked += 1;
             }
@@ -206,9 +260,18 @@ pub fn run(o: &Options) -> io::Result<Report> {
         .duration_since(start)
         .max(Duration::from_micros(1));
     let drain_end = last_send + o.drain;
+    let expected = match &tally.kinds {
+        Some(k) => KINDS
+            .iter()
+            .zip(k)
+            .filter(|(kind, _)| kind.expects_answer())
+            .map(|(_, c)| c.datagrams)
+            .sum(),
+        None => sent,
+    };
     loop {
         let now = Instant::now();
-        if now >= drain_end || tally.answered + tally.kisses >= sent {
+        if now >= drain_end || tally.answered + tally.kisses >= expected {
             break;
         }
         poll_readable(&sources, &mut fds, drain_end - now, &mut ready)?;
@@ -228,12 +291,17 @@ pub fn run(o: &Options) -> io::Result<Report> {
         answered_pps: tally.answered as f64 / secs,
         kisses: tally.kisses,
         invalid: tally.invalid,
-        loss: if sent == 0 {
+        loss: if expected == 0 {
             0.0
         } else {
-            1.0 - (tally.answered.min(sent) as f64 / sent as f64)
+            1.0 - (tally.answered.min(expected) as f64 / expected as f64)
         },
         latency: percentiles(&mut tally.latencies),
+        mix: tally.kinds.take().map(|kinds| MixReport {
+            seed: o.mix.as_ref().map_or(0, |m| m.seed),
+            expected_replies: expected,
+            kinds,
+        }),
     })
 }
 
@@ -253,7 +321,7 @@ pub fn text(r: &Report) -> String {
          offered      {:.0} pps ({} sent, {} blocked)\n\
          answered     {:.0} pps ({} answers, {} kisses, {} invalid)\n\
          loss         {:.2} %\n\
-         {lat}\n",
+         {lat}\n{mix}",
         r.target,
         r.sources,
         if r.client_addresses > 0 {
@@ -271,7 +339,23 @@ pub fn text(r: &Report) -> String {
         r.kisses,
         r.invalid,
         r.loss * 100.0,
+        mix = r.mix.as_ref().map_or(String::new(), mix_text),
     )
+}
+
+/// The per-kind lines of a mixed run.
+fn mix_text(m: &MixReport) -> String {
+    let mut out = format!(
+        "mix          seed {}, {} datagrams should be answered\n",
+        m.seed, m.expected_replies
+    );
+    for k in &m.kinds {
+        out.push_str(&format!(
+            "  {:<18} {:>10} sent {:>10} replies {:>8} crypto-NAKs\n",
+            k.kind, k.datagrams, k.replies, k.crypto_naks
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

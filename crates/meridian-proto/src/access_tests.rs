@@ -105,6 +105,7 @@ proptest! {
     }
 }
 
+/// attacks.md G1: prefixes of odd lengths match exactly at their edges.
 #[test]
 fn edges_of_odd_prefix_lengths() {
     let net = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -226,6 +227,7 @@ fn configured_rights_without_a_match_drop() {
     );
 }
 
+/// attacks.md G2: loopback is recognised also as an IPv4-mapped IPv6 address.
 #[test]
 fn loopback_detection_sees_through_mapping() {
     assert!(is_loopback(v4("127.0.0.1")));

@@ -146,6 +146,7 @@ fn client_without_authentication_synchronizes_whatever_the_server_does() {
     }
 }
 
+/// attacks.md K4: a key that is not trusted never authenticates.
 #[test]
 fn untrusted_key_on_client_never_synchronizes() {
     // "the key is not a trusted key, the client does not synchronize to the server no matter
@@ -183,6 +184,7 @@ fn server_missing_tasks_means_no_synchronization() {
     }
 }
 
+/// attacks.md K4, R4: a wrong digest gets a crypto-NAK, never a signed reply.
 #[test]
 fn server_refuses_a_wrong_digest_with_a_crypto_nak() {
     let server = table(&[key(10, true)]);
@@ -194,6 +196,8 @@ fn server_refuses_a_wrong_digest_with_a_crypto_nak() {
     assert!(auth_failed(&r));
 }
 
+/// attacks.md K1, K6: a reply with its MAC stripped or replaced by a crypto-NAK is rejected and
+/// changes nothing.
 #[test]
 fn stripped_mac_or_nak_is_rejected_and_changes_nothing() {
     let k = key(10, true);
@@ -218,6 +222,7 @@ fn stripped_mac_or_nak_is_rejected_and_changes_nothing() {
     assert!(synchronizes(&r), "{r:?}");
 }
 
+/// attacks.md K2: a reply signed with another trusted key than the association's is rejected.
 #[test]
 fn reply_signed_with_another_trusted_key_is_rejected() {
     // Both keys trusted by the client; the association is bound to key 10 (CVE-2015-7974).
@@ -242,6 +247,7 @@ fn reply_signed_with_another_trusted_key_is_rejected() {
     );
 }
 
+/// attacks.md C6, K1: a keyed association ignores an unauthenticated kiss.
 #[test]
 fn unauthenticated_kiss_is_ignored_by_a_keyed_association() {
     let k = key(10, true);

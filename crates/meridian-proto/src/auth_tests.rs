@@ -44,6 +44,8 @@ fn verify_bytes(k: &Key, table: &KeyTable, bytes: &[u8]) -> (AuthResult, AuthRes
     )
 }
 
+/// attacks.md K1, K4: every algorithm x missing MAC, wrong digest, wrong length, unknown and
+/// untrusted key.
 #[test]
 fn matrix() {
     for alg in ALGORITHMS {
@@ -178,7 +180,8 @@ fn mac_covers_extension_fields() {
     );
 }
 
-/// K5: with the plain `hash(key || message)` MACs (MD5, SHA-1) anyone can append to a signed
+/// attacks.md K5: with the plain `hash(key || message)` MACs (MD5, SHA-1) anyone can append to a
+/// signed
 /// message and extend the MAC; extension fields under such a MAC are refused, whatever the
 /// digest says. CMAC and the truncated SHA-256 are not affected.
 #[test]

@@ -138,6 +138,7 @@ mod tests {
         assert_eq!(c.bits(), 0);
     }
 
+    /// attacks.md C1, C3, C8: each RFC 5905 packet test fails on its own field.
     #[test]
     fn each_test_fails_alone() {
         let h = good_reply();

@@ -45,6 +45,8 @@ fn reply_to(request: &[u8], t1: f64, server_ahead: f64, delay: f64) -> (Header, 
     (h, local(t1 + delay + 0.0001))
 }
 
+/// attacks.md C4: client requests reveal no clock or state, and the transmit timestamp is a fresh
+/// random nonce.
 #[test]
 fn requests_reveal_nothing_and_use_fresh_nonces() {
     let (mut a, mut rng) = assoc(false);
@@ -88,6 +90,8 @@ fn good_reply_gives_offset_and_delay() {
     assert_eq!(a.reach(), 1);
 }
 
+/// attacks.md C1, C2 (b, c): 1000 replies with a wrong or zero origin are rejected and change no
+/// state; the real reply still counts.
 #[test]
 fn bogus_origin_changes_nothing_and_real_reply_still_counts() {
     let (mut a, mut rng) = assoc(false);
@@ -132,6 +136,72 @@ fn bogus_origin_changes_nothing_and_real_reply_still_counts() {
     ));
 }
 
+/// attacks.md C2 (a): with no request outstanding (before the first one, and once the reply to
+/// the last one was accepted) a reply with a zero origin is rejected and changes no state:
+/// not the poll timer, reach, poll, expected origin, peer variables or timestamps.
+#[test]
+fn c2_zero_origin_rejected_without_state_change() {
+    let (mut a, mut rng) = assoc(false);
+    let snapshot = |a: &ClientAssociation| {
+        (
+            a.poll_timeout(),
+            a.reach(),
+            a.poll(),
+            a.expected_origin,
+            a.peer,
+            a.times,
+        )
+    };
+    // A well-formed server reply whose origin is zero (as if answering a request with a
+    // zero transmit timestamp).
+    let mut unsent = [0u8; 48];
+    unsent[0] = 0x23;
+    let (zero, t4) = reply_to(&unsent, 0.0, 0.1, 0.002);
+    assert!(zero.origin_ts.is_zero());
+
+    let before = snapshot(&a);
+    for k in 0..100 {
+        let mut forged = zero;
+        forged.transmit_ts = local(0.1 + f64::from(k) * 0.001);
+        let err = a
+            .handle_packet(mono(0.001), t4, &forged, PRECISION)
+            .unwrap_err();
+        assert!(!err.genuine(), "zero origin before any request: {err:?}");
+    }
+    assert_eq!(before, snapshot(&a), "state changed before any request");
+
+    let req = a.handle_timeout(mono(0.0), local(0.0), &mut rng).unwrap();
+    let (good, t4) = reply_to(&req, 0.0, 0.1, 0.002);
+    assert!(matches!(
+        a.handle_packet(mono(0.002), t4, &good, PRECISION),
+        Ok(Reply::Sample(_))
+    ));
+    let answered = snapshot(&a);
+    for k in 0..100 {
+        let mut forged = good;
+        forged.origin_ts = NtpTimestamp::ZERO;
+        forged.transmit_ts = local(0.2 + f64::from(k) * 0.001);
+        let err = a
+            .handle_packet(mono(0.003), t4, &forged, PRECISION)
+            .unwrap_err();
+        assert!(!err.genuine(), "zero origin after the reply: {err:?}");
+    }
+    assert_eq!(answered, snapshot(&a), "state changed after the reply");
+
+    // The next exchange is untouched.
+    let t = a.poll_timeout().unwrap();
+    let t1 = t.as_seconds() - 1000.0;
+    let req2 = a.handle_timeout(t, local(t1), &mut rng).unwrap();
+    let (good2, t4b) = reply_to(&req2, t1, 0.1, 0.002);
+    assert!(matches!(
+        a.handle_packet(t, t4b, &good2, PRECISION),
+        Ok(Reply::Sample(_))
+    ));
+    assert_eq!(a.reach(), 0b11);
+}
+
+/// attacks.md C3: a duplicate of the accepted reply and a late reply to an older request are
+/// rejected.
 #[test]
 fn duplicate_and_unsolicited_replies_are_rejected() {
     let (mut a, mut rng) = assoc(false);
@@ -195,6 +265,7 @@ fn unsynchronized_server_is_reachable_but_unusable() {
     assert_eq!(a.peer().unwrap().stratum, 16);
 }
 
+/// attacks.md C6: a RATE kiss needs a valid origin, and lengthens the poll only up to maxpoll.
 #[test]
 fn kiss_rate_needs_valid_origin_and_is_bounded() {
     let (mut a, mut rng) = assoc(false);
@@ -225,6 +296,7 @@ fn kiss_rate_needs_valid_origin_and_is_bounded() {
     assert_eq!(a.reach(), 0, "a kiss is not a sample");
 }
 
+/// attacks.md C6: a DENY kiss with a valid origin stops the association; it is never a sample.
 #[test]
 fn kiss_deny_stops_the_association() {
     let (mut a, mut rng) = assoc(false);

@@ -247,6 +247,8 @@ mod tests {
         }
     }
 
+    /// attacks.md D3: replies held up on the path are dropped by the delay test, yet a lasting new
+    /// path is learnt.
     #[test]
     fn held_up_replies_are_dropped_but_a_new_path_is_learnt() {
         let mut f = ClockFilter::new();

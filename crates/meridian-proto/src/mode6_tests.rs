@@ -420,6 +420,8 @@ fn a_trailing_mac_is_ignored() {
     assert_eq!(data, b"stratum=2");
 }
 
+/// attacks.md R2: arbitrary mode 6 bytes never panic, and error answers are never longer than the
+/// request.
 #[test]
 fn arbitrary_bytes_never_panic_and_errors_never_amplify() {
     let snap = snapshot(2);

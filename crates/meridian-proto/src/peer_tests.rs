@@ -282,16 +282,20 @@ fn spoof_passive(keyed: bool) {
     }
 }
 
+/// attacks.md S1: forged packets (bogus origin, zero transmit, replays, wrong modes,
+/// crypto-NAKs) change nothing on the passive side.
 #[test]
 fn forged_packets_change_nothing_on_the_passive_side() {
     spoof_passive(false);
 }
 
+/// attacks.md S1, K1: the same forgeries against a keyed passive side change nothing.
 #[test]
 fn forged_packets_change_nothing_on_a_keyed_passive_side() {
     spoof_passive(true);
 }
 
+/// attacks.md S1: forged answers change nothing on the active side, keyed or not.
 #[test]
 fn forged_answers_change_nothing_on_the_active_side() {
     for keyed in [false, true] {

@@ -123,6 +123,8 @@ fn no_leak_no_kod_means_silent_drops() {
     assert_eq!(rl.check(CLIENT, at(2.0), &mut rng), RateVerdict::Pass);
 }
 
+/// attacks.md G3: a flood spoofing the victim's address cannot stop the victim's own requests being
+/// answered (the leak).
 #[test]
 fn spoofed_flood_cannot_silence_the_victim() {
     // An attacker sends 100 requests/s with the victim's address; the victim's own requests
@@ -161,6 +163,7 @@ fn ipv4_and_mapped_ipv6_share_one_entry() {
     assert_eq!(rl.len(), 1);
 }
 
+/// attacks.md G3, G6: a million spoofed sources leave the rate-limit table within its fixed size.
 #[test]
 fn a_million_spoofed_sources_stay_within_the_table() {
     let mut rng = SplitMix64::new(17);

@@ -190,6 +190,8 @@ mod tests {
         b
     }
 
+    /// attacks.md P2, R3: every version x mode: only mode 3 of versions 1-4 is answered, with the
+    /// request's version (no reply loops).
     #[test]
     fn answers_only_client_requests_with_their_version() {
         let mut rng = SplitMix64::new(1);
@@ -211,6 +213,8 @@ mod tests {
         }
     }
 
+    /// attacks.md R4, C4: a reply is never longer than its request; served timestamps carry random
+    /// bits below the precision.
     #[test]
     fn reply_never_longer_than_request_and_fuzzed() {
         let mut rng = SplitMix64::new(2);
@@ -252,6 +256,7 @@ mod tests {
         assert_eq!((h.leap, h.stratum), (Leap::Unsynchronized, 16));
     }
 
+    /// attacks.md R1, P1: a mode 7 monlist probe and other garbage get no answer at all.
     #[test]
     fn garbage_is_dropped() {
         let mut rng = SplitMix64::new(4);

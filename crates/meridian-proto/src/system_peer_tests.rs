@@ -83,6 +83,8 @@ fn accept(
         })
 }
 
+/// attacks.md S2: only the peer right (and a trusted key when authentication is on) creates a
+/// passive association.
 #[test]
 fn who_may_create_a_passive_association() {
     let trusted = key(1, true);
@@ -137,6 +139,7 @@ fn who_may_create_a_passive_association() {
     assert_eq!(assoc.last_auth(), Some(AuthResult::Ok(KeyId(1))));
 }
 
+/// attacks.md S3: dynamic sessions are capped by max-dynamic-sessions and expire when idle.
 #[test]
 fn dynamic_limit_and_expiry() {
     let mut s = system(None);
@@ -206,6 +209,8 @@ fn at_most_128_associations_in_all() {
     );
 }
 
+/// attacks.md S4, K6: forged packets (crypto-NAKs included) neither change nor demobilize a passive
+/// association.
 #[test]
 fn forged_packets_neither_change_nor_remove_a_passive_association() {
     let k = key(1, true);
@@ -314,6 +319,7 @@ fn run_pair(a_local: Option<u8>, b_local: Option<u8>, rounds: u32) -> (System, S
     (a, b)
 }
 
+/// attacks.md C8: two peers never form a synchronization loop.
 #[test]
 fn the_lower_stratum_synchronizes_the_other_and_no_loop_forms() {
     let (a, b) = run_pair(Some(3), None, 12);

@@ -388,7 +388,12 @@ fn walk_extensions(tail: &[u8]) -> Result<usize, WireError> {
             return Err(WireError::BadExtension);
         }
         let len = u16::from_be_bytes([tail[pos + 2], tail[pos + 3]]) as usize;
-        if len < MIN_EXTENSION_LEN || !len.is_multiple_of(4) || len > rest {
+        // The whole extension area is capped, not only where a field starts.
+        if len < MIN_EXTENSION_LEN
+            || !len.is_multiple_of(4)
+            || len > rest
+            || pos + len > MAX_EXTENSION_AREA
+        {
             return Err(WireError::BadExtension);
         }
         pos += len;
@@ -446,6 +451,8 @@ mod tests {
         assert_eq!(p.len(), 48);
     }
 
+    /// attacks.md P1: datagrams of awkward lengths (0, 1, 47-50, 52, 56, 64, 68, 72) parse only
+    /// where the framing allows, and fail without panicking otherwise.
     #[test]
     fn lengths() {
         let base = request(4);
@@ -514,6 +521,8 @@ mod tests {
         assert_eq!(parse(&d).unwrap().extensions().count(), 2);
     }
 
+    /// attacks.md P3: extension fields of length 0, short, unaligned or past the end are refused
+    /// (RFC 7822 framing).
     #[test]
     fn broken_extension_fields() {
         for (len_field, total) in [(0usize, 32usize), (12, 32), (18, 32), (64, 32), (65532, 32)] {
@@ -532,6 +541,19 @@ mod tests {
         d.extend(ef(1, 16));
         d.extend(ef(2, 16));
         assert!(parse(&d).is_err());
+    }
+
+    #[test]
+    fn extension_area_is_capped_as_a_whole() {
+        // One field of 1,024 bytes (the cap) plus a MAC is fine; one of 1,332 is not, even
+        // though it starts at offset 0.
+        for (field, ok) in [(1024usize, true), (1332, false)] {
+            let mut d = request(4).to_vec();
+            d.extend(ef(0x1234, field));
+            d.extend([0, 0, 0, 1]);
+            d.extend([0u8; 16]);
+            assert_eq!(parse(&d).is_ok(), ok, "field of {field} bytes");
+        }
     }
 
     #[test]

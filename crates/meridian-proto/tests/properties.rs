@@ -123,7 +123,7 @@ fn naive_framing(d: &[u8]) -> Option<(usize, usize)> {
         return is_mac_length(tail.len()).then_some((0, tail.len()));
     }
     // Otherwise: extension fields, by their declared lengths, while more than a MAC's worth
-    // of bytes is left; none may start beyond the first 1024 bytes of the area.
+    // of bytes is left; the whole area may not exceed 1024 bytes.
     let mut lengths: Vec<usize> = Vec::new();
     let mut start = 0;
     while tail.len() - start > 24 {
@@ -131,7 +131,11 @@ fn naive_framing(d: &[u8]) -> Option<(usize, usize)> {
             return None;
         }
         let declared = u16::from_be_bytes([tail[start + 2], tail[start + 3]]) as usize;
-        if declared < 16 || !declared.is_multiple_of(4) || start + declared > tail.len() {
+        if declared < 16
+            || !declared.is_multiple_of(4)
+            || start + declared > tail.len()
+            || start + declared > 1024
+        {
             return None;
         }
         lengths.push(declared);
@@ -225,7 +229,7 @@ proptest! {
         words in 0usize..400,
         fill: u8,
     ) {
-        // Long areas: many small fields, and the 1024-byte limit on where fields start.
+        // Long areas: many small fields, and the 1024-byte limit on the area.
         let mut data = data;
         let mut field = vec![fill; 16];
         field[2..4].copy_from_slice(&16u16.to_be_bytes());

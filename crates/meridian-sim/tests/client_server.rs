@@ -205,6 +205,9 @@ fn poll_interval_adapts_to_the_noise() {
 /// Five servers of which the two fastest to answer are falsetickers (1 s and 2 s ahead):
 /// the client must wait for a majority and follow the three truechimers, never stepping.
 /// With three falsetickers out of five there is no majority: no step, no synchronization.
+///
+/// attacks.md D1: two falsetickers of five never win, not even the first clock update;
+/// three of five: no synchronization.
 #[test]
 fn falsetickers_never_win_the_first_update() {
     for (falsetickers, expect_sync) in [(vec![1.0, 2.0], true), (vec![1.0, 2.0, -1.5], false)] {

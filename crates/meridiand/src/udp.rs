@@ -609,6 +609,8 @@ mod tests {
         }
     }
 
+    /// attacks.md C5: an association's connected socket receives only from its server's address and
+    /// port.
     #[test]
     fn ipv6_loopback_and_connect_filter() {
         let Ok(a) = UdpSocket::bind("[::1]:0".parse().unwrap()) else {

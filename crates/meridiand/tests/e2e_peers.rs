@@ -182,6 +182,8 @@ fn flood_helper() {
     println!("flood sent {sent}");
 }
 
+/// attacks.md S2, S3: a flood of mode 1 packets from many sources is capped by max-dynamic-sessions
+/// and stops no configured association.
 #[test]
 fn mode1_flood_is_capped_and_stops_nothing() {
     let test = "mode1_flood_is_capped_and_stops_nothing";

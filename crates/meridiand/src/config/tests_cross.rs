@@ -233,6 +233,7 @@ fn key_in_keys_file_satisfies_references_only_when_read() {
     );
 }
 
+/// attacks.md K7: a keys file readable by others is refused.
 #[test]
 fn keys_file_readable_by_others_is_refused() {
     let s = Scratch::new("keysmode");

@@ -31,6 +31,24 @@ pub fn meridianctl_bin(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// `meridian-load` (the load generator), built next to `meridiand` by
+/// `cargo test --workspace` or `cargo build -p meridian-load`. Missing: a failure in CI, a
+/// printed SKIP locally (`None`).
+pub fn meridian_load_bin(test: &str) -> Option<PathBuf> {
+    let path = meridiand_bin().with_file_name("meridian-load");
+    if path.exists() {
+        return Some(path);
+    }
+    if super::in_ci() {
+        panic!(
+            "{test}: {} not built (run the workspace test command)",
+            path.display()
+        );
+    }
+    super::skip(test, "meridian-load not built; run cargo test --workspace");
+    None
+}
+
 /// Writes `DIR/TAG.toml` with `body`, adding a `[control]` table with a socket in `dir`
 /// unless the body has one. Returns (config path, control socket path).
 pub fn write_config(dir: &Path, tag: &str, body: &str) -> (PathBuf, PathBuf) {
