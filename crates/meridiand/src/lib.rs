@@ -17,5 +17,6 @@ pub mod mode6;
 pub mod netns;
 pub mod runtime;
 pub mod snapshot;
+pub mod srcif;
 pub mod startup;
 pub mod udp;
