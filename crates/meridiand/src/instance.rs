@@ -34,6 +34,8 @@ pub struct ClientSpec {
     pub remote: SocketAddr,
     pub config: ClientConfig,
     pub prefer: bool,
+    /// `source-interface` of this association (the instance's default applies when absent).
+    pub source_interface: Option<String>,
 }
 
 /// The sockets of one client association.
@@ -42,6 +44,10 @@ pub struct ClientSocket {
     pub id: SourceId,
     pub remote: SocketAddr,
     socket: UdpSocket,
+    /// The association's own `source-interface`, if configured.
+    pub source_interface: Option<String>,
+    /// The source address the socket is bound to (`None`: the unspecified address).
+    pub bound: Option<IpAddr>,
 }
 
 /// Counters of the server path, by outcome.
@@ -91,6 +97,8 @@ pub struct Instance {
     pub auth_enabled: bool,
     /// Broadcast and multicast senders, listeners and client associations.
     bcast: bcast::BroadcastState,
+    /// `[service] source-interface`: the default source interface of client associations.
+    pub source_interface: Option<String>,
 }
 
 impl Instance {
@@ -150,19 +158,17 @@ impl Instance {
         }
         let mut sockets = Vec::new();
         for spec in clients {
-            let local = match spec.remote {
-                SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-            };
-            let socket = UdpSocket::bind_on_device(local, device)?;
-            socket.set_dscp(dscp)?;
-            socket.connect(spec.remote)?;
+            // Bound to the unspecified address for now; `refresh_sources` then moves it to
+            // its source interface's address.
+            let socket = sources::open_client_socket(spec.remote, None, dscp, device)?;
             let refid = ReferenceId::from_ip(spec.remote.ip());
             let id = system.add_client(spec.config, refid, spec.prefer, now, rng);
             sockets.push(ClientSocket {
                 id,
                 remote: spec.remote,
                 socket,
+                source_interface: spec.source_interface.clone(),
+                bound: None,
             });
         }
         let peers = peer_specs
@@ -191,6 +197,7 @@ impl Instance {
             peers,
             auth_enabled: false,
             bcast: bcast::BroadcastState::default(),
+            source_interface: None,
         })
     }
 
@@ -460,6 +467,9 @@ mod peers;
 #[path = "instance_reload.rs"]
 mod reload;
 pub use peers::PeerRoute;
+
+#[path = "instance_srcif.rs"]
+mod sources;
 
 #[path = "instance_broadcast.rs"]
 mod bcast;

@@ -10,7 +10,7 @@ use meridian_proto::system::{SourceId, System};
 use meridian_proto::time::Mono;
 use meridian_proto::wire::ReferenceId;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 impl Instance {
     /// Opens a client association's connected socket (random port, RFC 9109) where this
@@ -24,14 +24,7 @@ impl Instance {
             Binding::Vrf(dev) => Some(dev.as_str()),
             _ => None,
         };
-        let local = match remote {
-            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        };
-        let socket = UdpSocket::bind_on_device(local, device)?;
-        socket.set_dscp(dscp)?;
-        socket.connect(remote)?;
-        Ok(socket)
+        super::sources::open_client_socket(remote, None, dscp, device)
     }
 
     /// A new `[[unicast-server]]` association of this instance.
@@ -50,7 +43,10 @@ impl Instance {
             id,
             remote: spec.remote,
             socket,
+            source_interface: spec.source_interface.clone(),
+            bound: None,
         });
+        self.refresh_sources(dscp);
         Ok(id)
     }
 

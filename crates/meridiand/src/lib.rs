@@ -18,5 +18,6 @@ pub mod netns;
 pub mod requests;
 pub mod runtime;
 pub mod snapshot;
+pub mod srcif;
 pub mod startup;
 pub mod udp;

@@ -90,6 +90,8 @@ fn drop_privileges(config: &Config) {
 const DRIFT_INTERVAL: Duration = Duration::from_secs(3600);
 /// Upkeep runs at least this often (local reference refresh, lost sources).
 const TICK: Duration = Duration::from_secs(1);
+/// How often client sockets are checked against their interfaces' addresses.
+const INTERFACE_CHECK: Duration = Duration::from_secs(3);
 
 pub struct Runtime {
     config: Config,
@@ -107,6 +109,7 @@ pub struct Runtime {
     pollfds: Vec<libc::pollfd>,
     rng: OsEntropy,
     next_drift_write: Mono,
+    next_interface_check: Mono,
 }
 
 impl Runtime {
@@ -187,6 +190,7 @@ impl Runtime {
             pollfds: Vec::new(),
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
+            next_interface_check: now + INTERFACE_CHECK,
         })
     }
 
@@ -307,6 +311,13 @@ impl Runtime {
                 .any(|inst| inst.send_request(id, &bytes))
             {
                 crate::debug!("no socket for source {id:?}");
+            }
+        }
+        // Interfaces that went down or up or changed addresses: reopen client sockets.
+        if now >= self.next_interface_check {
+            self.next_interface_check = now + INTERFACE_CHECK;
+            for inst in &mut self.instances {
+                inst.refresh_sources(self.config.service.dscp);
             }
         }
         // Broadcast/multicast servers and group memberships.

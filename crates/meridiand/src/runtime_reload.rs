@@ -92,7 +92,10 @@ impl Runtime {
                 };
                 let (old, new_specs) = (specs(&self.config, &old_keys)?, specs(&new, &new_keys)?);
                 let same = |a: &ClientSpec, b: &ClientSpec| {
-                    a.remote == b.remote && a.config == b.config && a.prefer == b.prefer
+                    a.remote == b.remote
+                        && a.config == b.config
+                        && a.prefer == b.prefer
+                        && a.source_interface == b.source_interface
                 };
                 for o in old.iter().filter(|o| !new_specs.iter().any(|n| same(o, n))) {
                     if let Some(id) = instance.configured_source(o.remote, peer) {

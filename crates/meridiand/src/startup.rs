@@ -88,6 +88,7 @@ pub fn client_spec(server: &AssociationConfig, keys: &KeyTable) -> Result<Client
             key: crate::auth::association_key(keys, server.key_id)?,
         },
         prefer: server.priority,
+        source_interface: server.source_interface.clone(),
     })
 }
 
@@ -142,6 +143,8 @@ pub fn open_instances(
         )
         .map_err(|e| e.to_string())?;
         instance.server_keys = keys.clone();
+        instance.source_interface = config.service.source_interface.clone();
+        instance.refresh_sources(config.service.dscp);
         instance.auth_enabled = config.authentication.enable;
         let interfaces: Vec<_> = config
             .interfaces
