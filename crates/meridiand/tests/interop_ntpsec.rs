@@ -2,7 +2,7 @@
 //! an MD5, a SHA1 and an AES-128 (CMAC) key, one server each; every association must be
 //! reachable through authenticated replies, and one selected. A fourth server holds key 1 with
 //! another secret: NTPsec must never count it reachable. Then `meridiand` is a client of that
-//! NTPsec `ntpd` with the SHA1 key and synchronizes to it.
+//! NTPsec `ntpd` with each key, and every reply verifies.
 //!
 //! Needs root (network namespaces) and NTPsec unpacked by .ci/run; prints SKIPPED otherwise.
 
@@ -43,7 +43,7 @@ fn ntpsec_ntpd_uses_meridiand_with_md5_sha1_and_aes128_keys() {
     let tools = ["ntpd", "ntpq"].map(|t| binary(test, t));
     let [Some(ntpd), Some(_)] = tools else { return };
     let dir = temp_dir(test);
-    let net = TestNet::new(test, 6);
+    let net = TestNet::new(test, 8);
     let keys: Vec<String> = KEYS
         .iter()
         .map(|(id, _, _, alg, secret)| {
@@ -131,32 +131,45 @@ fn ntpsec_ntpd_uses_meridiand_with_md5_sha1_and_aes128_keys() {
         "{last}"
     );
 
-    // meridiand as an authenticated client of NTPsec (SHA1, key 2). NTPsec in a test may not
-    // set the clock (`disable ntp`, no CAP_SYS_TIME), so it never calls itself synchronized
-    // (LI 3): what is checked is the authenticated exchange itself: every reply verifies
-    // with the key (auth ok, reach full), and is then refused only as unsynchronized.
+    // meridiand as an authenticated client of NTPsec, one client per key (MD5, SHA1, AES-128).
+    // NTPsec in a test may not set the clock (`disable ntp`, no CAP_SYS_TIME), so it never
+    // calls itself synchronized (LI 3): what is checked is the authenticated exchange itself:
+    // every reply verifies with the key (auth ok, reach full), and is then refused only as
+    // unsynchronized.
     let ntpsec = net.host(3).ipv4().to_string();
-    let body = simulated_client_config(&ntpsec, "+0.05s", 3.0)
-        .replace("iburst = true\n", "iburst = true\nkey-id = 2\n")
-        + &auth;
-    let (meridian, sock) = start_meridiand(net.host(5), dir.path(), "client", &body);
-    let mut session = serde_json::Value::Null;
-    let ok = wait_for(Duration::from_secs(30), Duration::from_millis(500), || {
-        session = support::control(&sock, "sessions")
-            .map(|a| a["sessions"][0].clone())
-            .unwrap_or_default();
-        session["reach"].as_u64().is_some_and(|r| r >= 15)
-    });
-    assert!(
-        ok,
-        "no authenticated exchange with NTPsec: {session}\n{}",
-        meridian.log()
-    );
-    assert_eq!(session["auth"], "ok", "{session}");
-    assert_eq!(session["verbose"]["packets_rejected"], 0, "{session}");
-    assert_eq!(
-        session["verbose"]["last_rejection"], "unsynchronized",
-        "{session}"
-    );
-    assert!(status(&sock).is_some_and(|s| s["synchronized"] == false));
+    let clients: Vec<_> = KEYS
+        .iter()
+        .enumerate()
+        .map(|(i, (id, ..))| {
+            let body = simulated_client_config(&ntpsec, "+0.05s", 3.0).replace(
+                "iburst = true\n",
+                &format!("iburst = true\nkey-id = {id}\n"),
+            ) + &auth;
+            start_meridiand(net.host(5 + i), dir.path(), &format!("client{id}"), &body)
+        })
+        .collect();
+    for ((meridian, sock), (id, alg, ..)) in clients.iter().zip(KEYS) {
+        let mut session = serde_json::Value::Null;
+        let ok = wait_for(Duration::from_secs(30), Duration::from_millis(500), || {
+            session = support::control(sock, "sessions")
+                .map(|a| a["sessions"][0].clone())
+                .unwrap_or_default();
+            session["reach"].as_u64().is_some_and(|r| r >= 15)
+        });
+        assert!(
+            ok,
+            "no authenticated exchange with NTPsec with key {id} ({alg}): {session}\n{}",
+            meridian.log()
+        );
+        assert_eq!(session["auth"], "ok", "key {id} ({alg}): {session}");
+        assert_eq!(
+            session["verbose"]["packets_rejected"], 0,
+            "key {id}: {session}"
+        );
+        assert_eq!(
+            session["verbose"]["last_rejection"], "unsynchronized",
+            "key {id}: {session}"
+        );
+        assert!(status(sock).is_some_and(|s| s["synchronized"] == false));
+    }
 }
