@@ -324,7 +324,14 @@ impl Instance {
                 open_access: self.gate.policy.is_open(),
             };
             let source = meta.source.ip();
-            match crate::mode6::answer(policy, source, request, system, &self.clients, clock, now) {
+            let routes: Vec<_> = self
+                .clients
+                .iter()
+                .map(|c| (c.id, c.remote))
+                .chain(self.peers.iter().map(|p| (p.id, p.remote)))
+                .chain(self.bcast.routes.iter().map(|r| (r.id, r.remote)))
+                .collect();
+            match crate::mode6::answer(policy, source, request, system, &routes, clock, now) {
                 Ok(replies) => self.send_all(index, &replies, meta),
                 Err(reason) => *self.counters.dropped.entry(reason).or_default() += 1,
             }

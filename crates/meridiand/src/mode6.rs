@@ -14,7 +14,6 @@
 //! about the others.
 
 use crate::clock::Clock;
-use crate::instance::ClientSocket;
 use meridian_proto::access;
 use meridian_proto::mode6::{
     self, Association, ClockSource, ControlSnapshot, FilterSample, PeerStatus, PeerVariables,
@@ -46,7 +45,7 @@ pub fn answer(
     source: IpAddr,
     request: &[u8],
     system: &System,
-    clients: &[ClientSocket],
+    routes: &[(SourceId, SocketAddr)],
     clock: &dyn Clock,
     now: Mono,
 ) -> Result<Vec<Vec<u8>>, &'static str> {
@@ -57,7 +56,7 @@ pub fn answer(
         return Err("mode6-not-loopback");
     }
     let req = mode6::parse_request(request).map_err(|d| d.as_str())?;
-    let snap = snapshot(system, clients, clock, now);
+    let snap = snapshot(system, routes, clock, now);
     Ok(mode6::respond_to(&req, &snap))
 }
 
@@ -75,9 +74,11 @@ fn refid_text(refid: ReferenceId, stratum: u8) -> String {
 }
 
 /// The system and the instance's associations as the control protocol shows them.
+/// `routes`: every association of the instance (client, symmetric, broadcast) with the
+/// address it talks to.
 pub fn snapshot(
     system: &System,
-    clients: &[ClientSocket],
+    routes: &[(SourceId, SocketAddr)],
     clock: &dyn Clock,
     now: Mono,
 ) -> ControlSnapshot {
@@ -89,10 +90,10 @@ pub fn snapshot(
         SyncSource::Local => (ClockSource::Local, LOCAL_ASSOCIATION),
         SyncSource::Peer(id) => (
             ClockSource::Ntp,
-            clients
+            routes
                 .iter()
-                .find(|c| c.id == id)
-                .and_then(|c| association_id(c.id))
+                .find(|(rid, _)| *rid == id)
+                .and_then(|(rid, _)| association_id(*rid))
                 .unwrap_or(0),
         ),
     };
@@ -126,9 +127,9 @@ pub fn snapshot(
         clk_jitter,
         clk_wander_ppm: system.discipline().frequency_sd_ppm(),
     };
-    let mut associations: Vec<Association> = clients
+    let mut associations: Vec<Association> = routes
         .iter()
-        .filter_map(|c| client_association(system, c, clock_now, now))
+        .filter_map(|&(id, remote)| source_association(system, id, remote, clock_now, now))
         .collect();
     if let Some(local) = system.config().local_reference {
         associations.push(local_association(
@@ -150,14 +151,15 @@ pub fn snapshot(
     }
 }
 
-fn client_association(
+fn source_association(
     system: &System,
-    client: &ClientSocket,
+    source_id: SourceId,
+    remote: SocketAddr,
     clock_now: NtpTimestamp,
     now: Mono,
 ) -> Option<Association> {
-    let id = association_id(client.id)?;
-    let source = system.source(client.id)?;
+    let id = association_id(source_id)?;
+    let source = system.source(source_id)?;
     let assoc = &source.association;
     let info = assoc.peer();
     let est = source.filter.estimate(now);
@@ -195,7 +197,7 @@ fn client_association(
     Some(Association {
         id,
         status: PeerStatus {
-            configured: true,
+            configured: assoc.configured(),
             auth_enabled: key.is_some(),
             authentic: auth == "ok",
             reachable: reach != 0,
@@ -205,7 +207,7 @@ fn client_association(
             event: 0,
         },
         vars: PeerVariables {
-            srcadr: client.remote,
+            srcadr: remote,
             dstadr: None,
             leap: info.map_or(Leap::Unsynchronized, |p| p.leap),
             stratum,

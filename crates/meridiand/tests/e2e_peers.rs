@@ -135,6 +135,19 @@ fn higher_stratum_peer_follows(test: &str, b_active: bool) {
             .any(|f| f == "master"),
         "{on_a}"
     );
+    // `ntpq -p` in B's namespace shows A as B's system peer, with B's own mode toward it
+    // (mode 6 lists symmetric associations too).
+    if binary(test, "ntpq").is_some() {
+        let out = support::ntpq_command(net.host(1), &["-n", "-p", "127.0.0.1"])
+            .output()
+            .expect("ntpq");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let row = text
+            .lines()
+            .find(|l| l.contains(&a_ip))
+            .unwrap_or_else(|| panic!("A not listed:\n{text}"));
+        assert!(row.starts_with('*'), "A is B's system peer: {text}");
+    }
     assert!(a.is_running() && b.is_running());
 }
 
