@@ -9,40 +9,12 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use support::{
-    binary, local_server_config, ntpdig_query, require_root, start_meridiand, status, temp_dir,
-    wait_for, TestNet,
+    binary, local_server_config, require_root, served_offset, start_meridiand, status, temp_dir,
+    wait_for, wait_served_offset, TestNet,
 };
-
-/// The least-delayed of `tries` ntpdig measurements of the time `server` serves.
-pub fn served_offset(net: &TestNet, from: usize, server: IpAddr, tries: usize) -> Option<f64> {
-    let answers: Vec<_> = (0..tries)
-        .filter_map(|_| ntpdig_query(net.host(from), server))
-        .collect();
-    answers
-        .into_iter()
-        .min_by(|a, b| a.error.total_cmp(&b.error))
-        .map(|a| a.offset)
-}
-
-/// Waits until the served time is within `limit`; returns the last measurement.
-pub fn wait_served_offset(
-    net: &TestNet,
-    from: usize,
-    server: IpAddr,
-    limit: f64,
-    timeout: Duration,
-) -> Option<f64> {
-    let mut last = None;
-    wait_for(timeout, Duration::from_millis(500), || {
-        last = served_offset(net, from, server, 3);
-        last.is_some_and(|o| o.abs() < limit)
-    });
-    last
-}
 
 /// A client on a simulated clock with the given error, listening on eth0.
 fn client_config(offset: &str, ppm: f64, listen: &str) -> String {

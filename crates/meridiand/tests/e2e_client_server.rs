@@ -7,61 +7,14 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
-    binary, local_server_config, meridianctl_bin, ntpdig_query, require_root,
-    simulated_client_config, start_meridiand, status, temp_dir, wait_for, TestNet,
+    binary, local_server_config, meridianctl_bin, ntpdig_query, require_root, served_offset,
+    simulated_client_config, start_meridiand, status, temp_dir, wait_served_offset,
+    wait_synchronized, TestNet,
 };
-
-/// Waits until the daemon behind `socket` reports synchronized; returns its last status.
-fn wait_synchronized(socket: &std::path::Path, timeout: Duration) -> Option<serde_json::Value> {
-    let mut last = None;
-    let ok = wait_for(timeout, Duration::from_millis(250), || {
-        last = status(socket);
-        last.as_ref().is_some_and(|s| s["synchronized"] == true)
-    });
-    ok.then_some(last).flatten()
-}
-
-/// The time `server` serves, measured by ntpdig from `from` against the host clock: the best
-/// (smallest error bound, i.e. least delayed) of `tries` queries, as any NTP filter would take.
-/// Under CPU load a single query can be delayed by milliseconds in either program.
-fn served_offset(net: &TestNet, from: usize, server: IpAddr, tries: usize) -> Option<f64> {
-    let answers: Vec<_> = (0..tries)
-        .filter_map(|_| ntpdig_query(net.host(from), server))
-        .collect();
-    eprintln!(
-        "ntpdig {server}: {:?}",
-        answers
-            .iter()
-            .map(|a| (a.offset, a.error))
-            .collect::<Vec<_>>()
-    );
-    answers
-        .into_iter()
-        .min_by(|a, b| a.error.total_cmp(&b.error))
-        .map(|a| a.offset)
-}
-
-/// Waits until the served time is within `limit` seconds (or returns the last measurement
-/// when the timeout expires).
-fn wait_served_offset(
-    net: &TestNet,
-    from: usize,
-    server: IpAddr,
-    limit: f64,
-    timeout: Duration,
-) -> Option<f64> {
-    let mut last = None;
-    wait_for(timeout, Duration::from_millis(500), || {
-        last = served_offset(net, from, server, 3);
-        last.is_some_and(|o| o.abs() < limit)
-    });
-    last
-}
 
 fn client_synchronizes_to_server(test: &str, v6: bool) {
     if !require_root(test) || binary(test, "ntpdig").is_none() {

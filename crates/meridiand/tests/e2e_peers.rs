@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{
     binary, control, local_server_config, ntpdig_query, require_root, start_meridiand, status,
-    temp_dir, wait_for, TestNet,
+    temp_dir, wait_for, wait_synchronized, TestNet,
 };
 
 fn peer_table(address: &str) -> String {
@@ -40,15 +40,6 @@ fn sessions(socket: &Path) -> Vec<Value> {
 
 fn session_of(socket: &Path, source: &str) -> Option<Value> {
     sessions(socket).into_iter().find(|s| s["source"] == source)
-}
-
-fn wait_synchronized(socket: &Path, timeout: Duration) -> Option<Value> {
-    let mut last = None;
-    let ok = wait_for(timeout, Duration::from_millis(250), || {
-        last = status(socket);
-        last.as_ref().is_some_and(|s| s["synchronized"] == true)
-    });
-    ok.then_some(last).flatten()
 }
 
 /// A (host 0, stratum 3) and B (host 1, 0.8 s off); `b_active`: B has the `[[unicast-peer]]`

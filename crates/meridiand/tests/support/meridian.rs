@@ -116,3 +116,55 @@ pub fn simulated_client_config(server: &str, offset: &str, ppm: f64) -> String {
          minpoll = 0\nmaxpoll = 2\n"
     )
 }
+
+/// Waits until the daemon behind `socket` reports synchronized; returns its last status.
+pub fn wait_synchronized(socket: &Path, timeout: Duration) -> Option<serde_json::Value> {
+    let mut last = None;
+    let ok = super::wait_for(timeout, Duration::from_millis(250), || {
+        last = status(socket);
+        last.as_ref().is_some_and(|s| s["synchronized"] == true)
+    });
+    ok.then_some(last).flatten()
+}
+
+/// The time `server` serves, measured by ntpdig from host `from` against the host clock: the
+/// best (smallest error bound, i.e. least delayed) of `tries` queries, as any NTP filter would
+/// take. Under CPU load a single query can be delayed by milliseconds in either program.
+pub fn served_offset(
+    net: &super::TestNet,
+    from: usize,
+    server: std::net::IpAddr,
+    tries: usize,
+) -> Option<f64> {
+    let answers: Vec<_> = (0..tries)
+        .filter_map(|_| super::ntpdig_query(net.host(from), server))
+        .collect();
+    eprintln!(
+        "ntpdig {server}: {:?}",
+        answers
+            .iter()
+            .map(|a| (a.offset, a.error))
+            .collect::<Vec<_>>()
+    );
+    answers
+        .into_iter()
+        .min_by(|a, b| a.error.total_cmp(&b.error))
+        .map(|a| a.offset)
+}
+
+/// Waits until the served time is within `limit` seconds (or returns the last measurement
+/// when the timeout expires).
+pub fn wait_served_offset(
+    net: &super::TestNet,
+    from: usize,
+    server: std::net::IpAddr,
+    limit: f64,
+    timeout: Duration,
+) -> Option<f64> {
+    let mut last = None;
+    super::wait_for(timeout, Duration::from_millis(500), || {
+        last = served_offset(net, from, server, 3);
+        last.is_some_and(|o| o.abs() < limit)
+    });
+    last
+}

@@ -27,8 +27,9 @@ pub mod reference;
 pub mod tools;
 
 pub use meridian::{
-    control, local_server_config, meridian_load_bin, meridianctl_bin, meridiand_bin,
-    simulated_client_config, start_meridiand, status, write_config,
+    control, local_server_config, meridian_load_bin, meridianctl_bin, meridiand_bin, served_offset,
+    simulated_client_config, start_meridiand, status, wait_served_offset, wait_synchronized,
+    write_config,
 };
 pub use netns::{Host, TestNet};
 pub use procs::Proc;
