@@ -36,7 +36,7 @@ use crate::keys::{Key, KeyId, KeyTable};
 use crate::peer::DYNAMIC_TIMEOUT;
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
-use crate::wire::{Header, Leap, Mode, HEADER_LEN};
+use crate::wire::{Header, Leap, Mode};
 use core::time::Duration;
 
 /// Replies of the delay-calibration volley needed before mode 5 packets give samples.
@@ -151,18 +151,7 @@ impl BroadcastServer {
             receive_ts: NtpTimestamp::ZERO,
             transmit_ts: local_now.fuzz_below_precision(state.precision, rng.next_u64()),
         };
-        let mut request = Request::empty();
-        h.emit(
-            (&mut request.buf_mut()[..HEADER_LEN])
-                .try_into()
-                .expect("48 bytes"),
-        );
-        let mut len = HEADER_LEN;
-        if let Some(key) = &self.config.key {
-            len = auth::append_mac(key, request.buf_mut(), HEADER_LEN)
-                .expect("a MAC always fits after the header");
-        }
-        request.set_len(len);
+        let request = Request::build(&h, self.config.key.as_ref());
         self.sent += 1;
         self.last_sent = Some(now);
         Some(request)
@@ -341,18 +330,7 @@ impl BroadcastClient {
         self.sent_local = local_now;
         self.times.origin = local_now;
         self.stats.sent += 1;
-        let mut request = Request::empty();
-        h.emit(
-            (&mut request.buf_mut()[..HEADER_LEN])
-                .try_into()
-                .expect("48 bytes"),
-        );
-        let mut len = HEADER_LEN;
-        if let Some(key) = &self.config.key {
-            len = auth::append_mac(key, request.buf_mut(), HEADER_LEN)
-                .expect("a MAC always fits after the header");
-        }
-        request.set_len(len);
+        let request = Request::build(&h, self.config.key.as_ref());
         Some(request)
     }
 

@@ -9,7 +9,7 @@ use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::keys::Algorithm;
 use crate::system::{SourceId, System, SystemConfig};
-use crate::wire::{self, ReferenceId};
+use crate::wire::{self, ReferenceId, HEADER_LEN};
 
 fn base() -> NtpTimestamp {
     NtpTimestamp::from_unix(1_800_000_000, 0)

@@ -75,20 +75,23 @@ pub struct Request {
 }
 
 impl Request {
-    /// An empty request buffer, for the other modes that build packets.
-    pub(crate) fn empty() -> Self {
-        Self {
+    /// The header's 48 bytes, followed by its MAC when `key` is given (every mode builds its
+    /// packets this way).
+    pub(crate) fn build(header: &Header, key: Option<&Key>) -> Self {
+        let mut request = Self {
             buf: [0; MAX_REQUEST_LEN],
-            len: 0,
+            len: HEADER_LEN,
+        };
+        header.emit(
+            (&mut request.buf[..HEADER_LEN])
+                .try_into()
+                .expect("48 bytes"),
+        );
+        if let Some(key) = key {
+            request.len = auth::append_mac(key, &mut request.buf, HEADER_LEN)
+                .expect("a MAC always fits after the header");
         }
-    }
-
-    pub(crate) fn buf_mut(&mut self) -> &mut [u8; MAX_REQUEST_LEN] {
-        &mut self.buf
-    }
-
-    pub(crate) fn set_len(&mut self, len: usize) {
-        self.len = len;
+        request
     }
 }
 
@@ -298,20 +301,7 @@ impl ClientAssociation {
         self.times.origin = local_now;
         self.stats.sent += 1;
         self.schedule_next(now, rng);
-        let mut request = Request {
-            buf: [0; MAX_REQUEST_LEN],
-            len: HEADER_LEN,
-        };
-        header.emit(
-            (&mut request.buf[..HEADER_LEN])
-                .try_into()
-                .expect("48 bytes"),
-        );
-        if let Some(key) = &self.config.key {
-            request.len = auth::append_mac(key, &mut request.buf, HEADER_LEN)
-                .expect("a MAC always fits after the header");
-        }
-        Some(request)
+        Some(Request::build(&header, self.config.key.as_ref()))
     }
 
     fn schedule_next(&mut self, now: Mono, rng: &mut dyn Entropy) {

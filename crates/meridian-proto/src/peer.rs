@@ -304,18 +304,7 @@ impl PeerAssociation {
         });
         self.times.origin = xmt;
         self.stats.sent += 1;
-        let mut request = Request::empty();
-        h.emit(
-            (&mut request.buf_mut()[..HEADER_LEN])
-                .try_into()
-                .expect("48 bytes"),
-        );
-        let mut len = HEADER_LEN;
-        if let Some(key) = &self.config.key {
-            len = auth::append_mac(key, request.buf_mut(), HEADER_LEN)
-                .expect("a MAC always fits after the header");
-        }
-        request.set_len(len);
+        let request = Request::build(&h, self.config.key.as_ref());
         request
     }
 
