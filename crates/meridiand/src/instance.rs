@@ -43,7 +43,9 @@ pub struct ClientSpec {
 pub struct ClientSocket {
     pub id: SourceId,
     pub remote: SocketAddr,
-    socket: UdpSocket,
+    /// `None` while it cannot be opened (no route to the server yet): `refresh_sources`
+    /// retries, and the association meanwhile shows unreachable.
+    socket: Option<UdpSocket>,
     /// The association's own `source-interface`, if configured.
     pub source_interface: Option<String>,
     /// The source address the socket is bound to (`None`: the unspecified address).
@@ -156,11 +158,15 @@ impl Instance {
         for s in &servers {
             s.set_dscp(dscp)?;
         }
+        let prefix = name.as_ref().map(|n| format!("[{n}] ")).unwrap_or_default();
         let mut sockets = Vec::new();
         for spec in clients {
             // Bound to the unspecified address for now; `refresh_sources` then moves it to
-            // its source interface's address.
-            let socket = sources::open_client_socket(spec.remote, None, dscp, device)?;
+            // its source interface's address. A server without a route yet (the interface
+            // towards it not configured) does not stop the daemon: retried every few seconds.
+            let socket = sources::open_client_socket(spec.remote, None, dscp, device)
+                .map_err(|e| sources::log_unopened(&prefix, spec.remote, &e))
+                .ok();
             let refid = ReferenceId::from_ip(spec.remote.ip());
             let id = system.add_client(spec.config, refid, spec.prefer, now, rng);
             sockets.push(ClientSocket {
@@ -173,15 +179,15 @@ impl Instance {
         }
         let peers = peer_specs
             .iter()
-            .map(|spec| peers::PeerRoute {
-                id: system.add_peer(
+            .map(|spec| {
+                let id = system.add_peer(
                     spec.config,
                     ReferenceId::from_ip(spec.remote.ip()),
                     spec.prefer,
                     now,
                     rng,
-                ),
-                remote: spec.remote,
+                );
+                peers::PeerRoute::configured(id, spec.remote, spec.source_interface.clone())
             })
             .collect();
         Ok(Self {
@@ -223,7 +229,7 @@ impl Instance {
             .clients
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.socket.as_raw_fd(), SocketRef::Client(i)));
+            .filter_map(|(i, c)| Some((c.socket.as_ref()?.as_raw_fd(), SocketRef::Client(i))));
         servers.chain(clients)
     }
 
@@ -241,7 +247,10 @@ impl Instance {
         loop {
             let socket = match which {
                 SocketRef::Server(i) => &self.servers[i],
-                SocketRef::Client(i) => &self.clients[i].socket,
+                SocketRef::Client(i) => match &self.clients[i].socket {
+                    Some(s) => s,
+                    None => break,
+                },
             };
             let meta = match socket.recv(&mut buf) {
                 Ok(Some(meta)) => meta,
@@ -455,7 +464,11 @@ impl Instance {
         let Some(client) = self.clients.iter().find(|c| c.id == id) else {
             return self.send_to_peer(id, bytes) || self.send_to_broadcast_server(id, bytes);
         };
-        if let Err(e) = client.socket.send(bytes, None, None) {
+        let Some(socket) = &client.socket else {
+            crate::debug!("{}no socket to {} yet", self.label(), client.remote);
+            return true;
+        };
+        if let Err(e) = socket.send(bytes, None, None) {
             crate::debug!("{}request to {} failed: {e}", self.label(), client.remote);
         }
         true

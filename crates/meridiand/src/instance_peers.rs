@@ -2,7 +2,12 @@
 //! sockets go to the peer association of their source address (configured or dynamic), or,
 //! for a mode 1 packet from an unknown address, through the access gate (the `peer` right)
 //! to the creation of a passive association. Every symmetric packet leaves from the NTP port
-//! (RFC 5905 section 9.1), from the server socket of the right address family.
+//! (RFC 5905 section 9.1), from the server socket of the right address family. A configured
+//! peer's packets carry the primary address of its source interface (`source-interface`, its
+//! own or the instance's default) as their source address, set per packet (IP_PKTINFO /
+//! IPV6_PKTINFO) since the socket is shared; without one, or while that interface is down, the
+//! kernel picks the outgoing interface's address. A passive association answers from the
+//! address its peer wrote to.
 
 use super::{Instance, ServerCounters, RECV_BUF};
 use crate::clock::Clock;
@@ -13,7 +18,7 @@ use meridian_proto::entropy::Entropy;
 use meridian_proto::system::{SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::{self, Mode, ReferenceId};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Where the packets of one symmetric association go.
 #[derive(Clone, Debug)]
@@ -21,6 +26,27 @@ pub struct PeerRoute {
     pub id: SourceId,
     /// The peer's address (for a configured peer: with its configured port).
     pub remote: SocketAddr,
+    /// A configured peer's own `source-interface` (the instance's default applies when absent).
+    pub source_interface: Option<String>,
+    /// The source address its packets leave from (`None`: the outgoing interface's): for a
+    /// configured peer kept up to date by `refresh_sources`, for a passive one the address
+    /// the first packet arrived on.
+    pub source: Option<IpAddr>,
+    /// Created by an incoming mode 1 packet (passive), not configured.
+    pub dynamic: bool,
+}
+
+impl PeerRoute {
+    /// A configured peer's route; its source is chosen by the next `refresh_sources`.
+    pub fn configured(id: SourceId, remote: SocketAddr, source_interface: Option<String>) -> Self {
+        Self {
+            id,
+            remote,
+            source_interface,
+            source: None,
+            dynamic: false,
+        }
+    }
 }
 
 /// Whether a datagram is a symmetric-mode packet (mode 1 or 2).
@@ -56,7 +82,17 @@ impl Instance {
         };
         match self.socket_for(route.remote) {
             Some(i) => {
-                if let Err(e) = self.servers[i].send(bytes, Some(route.remote), None) {
+                let socket = &self.servers[i];
+                let source = route
+                    .source
+                    .filter(|s| s.is_ipv6() == route.remote.is_ipv6());
+                let mut sent = socket.send(bytes, Some(route.remote), source);
+                if source.is_some() && sent.is_err() {
+                    // The address may have gone since the last check: the routing table's
+                    // choice now, the interface's again after the next `refresh_sources`.
+                    sent = socket.send(bytes, Some(route.remote), None);
+                }
+                if let Err(e) = sent {
                     crate::debug!(
                         "{}packet to peer {} failed: {e}",
                         self.label(),
@@ -162,6 +198,9 @@ impl Instance {
                 self.peers.push(PeerRoute {
                     id,
                     remote: meta.source,
+                    source_interface: None,
+                    source: meta.destination,
+                    dynamic: true,
                 });
                 self.reply(index, &reply, meta);
             }

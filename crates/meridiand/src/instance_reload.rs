@@ -14,8 +14,12 @@ use std::net::SocketAddr;
 
 impl Instance {
     /// Opens a client association's connected socket (random port, RFC 9109) where this
-    /// instance lives.
-    pub(super) fn client_socket(&self, remote: SocketAddr, dscp: u8) -> io::Result<UdpSocket> {
+    /// instance lives: `Ok(None)` when it cannot be opened yet (logged; retried later).
+    pub(super) fn client_socket(
+        &self,
+        remote: SocketAddr,
+        dscp: u8,
+    ) -> io::Result<Option<UdpSocket>> {
         let _inside = match &self.binding {
             Binding::Netns(path) => Some(crate::netns::enter(path)?),
             _ => None,
@@ -24,10 +28,16 @@ impl Instance {
             Binding::Vrf(dev) => Some(dev.as_str()),
             _ => None,
         };
-        super::sources::open_client_socket(remote, None, dscp, device)
+        Ok(
+            super::sources::open_client_socket(remote, None, dscp, device)
+                .map_err(|e| super::sources::log_unopened(&self.label(), remote, &e))
+                .ok(),
+        )
     }
 
-    /// A new `[[unicast-server]]` association of this instance.
+    /// A new `[[unicast-server]]` association of this instance. A socket that cannot be
+    /// opened yet (no route) is retried by `refresh_sources`, as at start-up; only entering
+    /// the namespace can fail.
     pub fn add_client(
         &mut self,
         spec: &ClientSpec,
@@ -55,16 +65,19 @@ impl Instance {
     pub fn add_configured_peer(
         &mut self,
         spec: &ClientSpec,
+        dscp: u8,
         system: &mut System,
         now: Mono,
         rng: &mut dyn Entropy,
     ) -> SourceId {
         let refid = ReferenceId::from_ip(spec.remote.ip());
         let id = system.add_peer(spec.config, refid, spec.prefer, now, rng);
-        self.peers.push(PeerRoute {
+        self.peers.push(PeerRoute::configured(
             id,
-            remote: spec.remote,
-        });
+            spec.remote,
+            spec.source_interface.clone(),
+        ));
+        self.refresh_sources(dscp);
         id
     }
 

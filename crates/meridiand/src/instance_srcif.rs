@@ -1,7 +1,9 @@
 //! Client sockets and their source addresses: each client association's connected socket is
 //! bound to the primary address of its source interface (or, without one or while that
 //! interface is down or has no address, to the unspecified address, so the outgoing
-//! interface's address is used). `refresh_sources` runs at start-up and every few seconds
+//! interface's address is used). A configured symmetric peer gets the same choice as the
+//! source address of each packet it sends from the shared NTP-port socket. A client socket
+//! that could not be opened at all (no route to its server yet) is retried here too. `refresh_sources` runs at start-up and every few seconds
 //! from the runtime's upkeep: a socket whose wanted source changed, or whose local address
 //! disappeared from the namespace, is reopened; the association itself keeps its state.
 
@@ -32,12 +34,19 @@ pub(super) fn open_client_socket(
     Ok(socket)
 }
 
+/// Logs that the socket towards `remote` cannot be opened now (typically: no route to it yet)
+/// and will be retried; `prefix` names the instance.
+pub(super) fn log_unopened(prefix: &str, remote: SocketAddr, e: &io::Error) {
+    crate::warn!("{prefix}cannot open the socket to {remote} ({e}): retrying every few seconds; unreachable meanwhile");
+}
+
 impl Instance {
-    /// Re-checks the source address of every client socket and reopens those that need it
-    /// (see the module comment). Returns how many were reopened. Failures are logged and
-    /// retried at the next call; the old socket stays in use meanwhile.
+    /// Re-checks the source address of every client socket and configured peer, and reopens
+    /// the client sockets that need it, or could not be opened before (see the module
+    /// comment). Returns how many sockets were (re)opened. Failures are logged and retried at
+    /// the next call; the old socket stays in use meanwhile.
     pub fn refresh_sources(&mut self, dscp: u8) -> usize {
-        if self.clients.is_empty() {
+        if self.clients.is_empty() && self.peers.iter().all(|p| p.dynamic) {
             return 0;
         }
         let _inside = match &self.binding {
@@ -54,44 +63,67 @@ impl Instance {
             Binding::Vrf(dev) => Some(dev.as_str()),
             _ => None,
         };
-        let label = self
-            .name
-            .as_ref()
-            .map(|n| format!("[{n}] "))
-            .unwrap_or_default();
+        let label = self.label();
+        let default_interface = self.source_interface.as_ref();
+        let wanted_source = |own: Option<&String>, ipv6: bool| {
+            own.or(default_interface).and_then(|name| {
+                let state = srcif::interface_state(name);
+                srcif::choose_source(ipv6, state.as_ref())
+            })
+        };
+        // Symmetric peers share the NTP-port socket: their source is set per packet.
+        for peer in self.peers.iter_mut().filter(|p| !p.dynamic) {
+            let wanted = wanted_source(peer.source_interface.as_ref(), peer.remote.is_ipv6());
+            if wanted != peer.source {
+                peer.source = wanted;
+                let from = describe(wanted);
+                crate::info!(
+                    "{label}packets to peer {} now leave from {from}",
+                    peer.remote
+                );
+            }
+        }
         let present = srcif::all_addresses();
         let mut reopened = 0;
         for client in &mut self.clients {
-            let interface = client
-                .source_interface
-                .as_ref()
-                .or(self.source_interface.as_ref());
-            let wanted = interface.and_then(|name| {
-                let state = srcif::interface_state(name);
-                srcif::choose_source(client.remote.is_ipv6(), state.as_ref())
-            });
+            let wanted = wanted_source(client.source_interface.as_ref(), client.remote.is_ipv6());
             // A connected socket keeps the source address chosen at connect time: if that
             // address is gone, the socket is stale even when bound to the unspecified address.
-            let local = client.socket.local_addr().ok().map(|a| a.ip());
+            let local = client
+                .socket
+                .as_ref()
+                .and_then(|s| s.local_addr().ok())
+                .map(|a| a.ip());
             let lost = local.is_none_or(|ip| ip.is_unspecified() || !present.contains(&ip));
             if wanted == client.bound && !lost {
                 continue;
             }
             match open_client_socket(client.remote, wanted, dscp, device) {
                 Ok(socket) => {
-                    client.socket = socket;
+                    let first = client.socket.is_none();
+                    client.socket = Some(socket);
                     client.bound = wanted;
                     reopened += 1;
-                    let from =
-                        wanted.map_or_else(|| "the outgoing interface".into(), |a| a.to_string());
-                    crate::info!("{label}socket to {} now sends from {from}", client.remote);
+                    let from = describe(wanted);
+                    if first {
+                        crate::info!(
+                            "{label}socket to {} open, sending from {from}",
+                            client.remote
+                        );
+                    } else {
+                        crate::info!("{label}socket to {} now sends from {from}", client.remote);
+                    }
                 }
                 Err(e) => crate::debug!(
-                    "{label}cannot reopen the socket to {} (retrying later): {e}",
+                    "{label}cannot (re)open the socket to {} (retrying later): {e}",
                     client.remote
                 ),
             }
         }
         reopened
     }
+}
+
+fn describe(source: Option<IpAddr>) -> String {
+    source.map_or_else(|| "the outgoing interface".into(), |a| a.to_string())
 }

@@ -147,6 +147,7 @@ impl Runtime {
                 } => {
                     self.instances[index].add_configured_peer(
                         &spec,
+                        new.service.dscp,
                         &mut self.system,
                         now,
                         &mut self.rng,
