@@ -74,7 +74,9 @@ pub enum Binding {
     Public,
     /// A network namespace (path of its file, e.g. /run/netns/vpn1).
     Netns(std::path::PathBuf),
-    /// A VRF device in the daemon's namespace.
+    /// A device in the daemon's namespace that the sockets are tied to (SO_BINDTODEVICE): a
+    /// VRF device in production, but any device works, the kernel does not care about its
+    /// type (the tests use veth devices, the test kernel having no VRF driver).
     Vrf(String),
 }
 
@@ -107,13 +109,16 @@ impl Instance {
     /// Opens the instance's sockets inside its namespace or on its VRF device: the server
     /// sockets on `port` when `serve` (IPv4 and IPv6 wildcard; IPv6 optional), and one
     /// connected socket on a random ephemeral port per client association (RFC 9109), whose
-    /// source is registered with `system`.
+    /// source is registered with `system`. `share_port`: the NTP port is also bound by other
+    /// instances in this namespace tied to devices (VRF instances), so it is bound with
+    /// SO_REUSEADDR (see [`UdpSocket::bind_shared`]).
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         name: Option<String>,
         binding: Binding,
         serve: bool,
         port: u16,
+        share_port: bool,
         dscp: u8,
         clients: &[ClientSpec],
         peer_specs: &[ClientSpec],
@@ -136,9 +141,10 @@ impl Instance {
         let mut servers = Vec::new();
         // Symmetric peers send from the NTP port, so they need the server sockets too.
         if serve || !peer_specs.is_empty() {
-            let v4 = UdpSocket::bind_on_device(
+            let v4 = UdpSocket::bind_shared(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                 device,
+                share_port,
             )
             .map_err(|e| {
                 io::Error::new(
@@ -147,9 +153,10 @@ impl Instance {
                 )
             })?;
             servers.push(v4);
-            match UdpSocket::bind_on_device(
+            match UdpSocket::bind_shared(
                 SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
                 device,
+                share_port,
             ) {
                 Ok(s) => servers.push(s),
                 Err(e) => crate::warn!("no IPv6 server socket on port {port}{label}: {e}"),

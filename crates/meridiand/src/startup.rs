@@ -104,6 +104,11 @@ pub fn open_instances(
     system.set_max_dynamic(usize::from(config.service.max_dynamic_sessions));
     let mut names: Vec<Option<&String>> = vec![None];
     names.extend(config.vpn_instances.keys().map(Some));
+    // VRF instances bind the NTP port in the daemon's own namespace, next to the public one.
+    let with_vrf = config
+        .vpn_instances
+        .values()
+        .any(|v| matches!(v.binding, VpnBinding::Vrf(_)));
     let mut instances = Vec::new();
     for name in names {
         let (binding, serve) = match name.and_then(|n| config.vpn_instances.get(n)) {
@@ -129,11 +134,13 @@ pub fn open_instances(
             .filter(|s| s.vpn_instance.as_ref() == name)
             .map(|s| client_spec(s, &keys))
             .collect::<Result<Vec<_>, _>>()?;
+        let share_port = with_vrf && !matches!(binding, Binding::Netns(_));
         let mut instance = Instance::open(
             name.cloned(),
             binding,
             serve,
             config.service.port,
+            share_port,
             config.service.dscp,
             &clients,
             &peers,

@@ -142,9 +142,23 @@ impl UdpSocket {
         Self::bind_on_device(local, None)
     }
 
-    /// Like [`UdpSocket::bind`], first tying the socket to `device` (a VRF device) when given,
-    /// so that even the bind happens in that device's routing domain.
+    /// Like [`UdpSocket::bind`], first tying the socket to `device` when given (any network
+    /// device; a VRF device in production), so that even the bind happens in that device's
+    /// routing domain.
     pub fn bind_on_device(local: SocketAddr, device: Option<&str>) -> io::Result<Self> {
+        Self::bind_shared(local, device, false)
+    }
+
+    /// Like [`UdpSocket::bind_on_device`]; with `reuse_address` (SO_REUSEADDR) the address may
+    /// be bound again by sockets tied to other devices and by one tied to none: the kernel
+    /// refuses a wildcard socket next to a device-bound one on the same port unless both set
+    /// it. It then delivers a datagram to the socket tied to the device it arrived on, else
+    /// to the untied one.
+    pub fn bind_shared(
+        local: SocketAddr,
+        device: Option<&str>,
+        reuse_address: bool,
+    ) -> io::Result<Self> {
         let domain = if local.is_ipv4() {
             libc::AF_INET
         } else {
@@ -172,6 +186,9 @@ impl UdpSocket {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        if reuse_address {
+            setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        }
         if let Some(device) = device {
             sock.bind_device(device)?;
         }
@@ -195,8 +212,10 @@ impl UdpSocket {
         .map(|_| ())
     }
 
-    /// Binds the socket to a network device, e.g. a VRF device (SO_BINDTODEVICE); needs
-    /// CAP_NET_RAW. Packets then use that device's routing table.
+    /// Binds the socket to a network device (SO_BINDTODEVICE); needs CAP_NET_RAW. Any device
+    /// will do (VRF devices in production): the socket then receives only what arrives
+    /// through that device (or, for a VRF, its enslaved devices), and its packets use only
+    /// routes through it (for a VRF: its routing table).
     pub fn bind_device(&self, device: &str) -> io::Result<()> {
         let name = std::ffi::CString::new(device)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
