@@ -628,6 +628,29 @@ mod tests {
         }
     }
 
+    /// A wildcard socket and one tied to a device share a port only when both reuse the
+    /// address (as the public and the VRF instances do).
+    #[test]
+    fn device_bound_socket_shares_the_port_with_reuse_address() {
+        let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let public = UdpSocket::bind_shared(any, None, true).unwrap();
+        let port = public.local_addr().unwrap().port();
+        let same = SocketAddr::new(any.ip(), port);
+        match UdpSocket::bind_shared(same, Some("lo"), true) {
+            Ok(s) => assert_eq!(s.local_addr().unwrap().port(), port),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                eprintln!("SKIPPED device_bound_socket_shares_the_port: no CAP_NET_RAW");
+                return;
+            }
+            Err(e) => panic!("shared bind refused: {e}"),
+        }
+        let plain = UdpSocket::bind_on_device(any, None).unwrap();
+        let port = plain.local_addr().unwrap().port();
+        let err = UdpSocket::bind_shared(SocketAddr::new(any.ip(), port), Some("lo"), true)
+            .expect_err("the first socket did not allow sharing");
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    }
+
     /// attacks.md C5: an association's connected socket receives only from its server's address and
     /// port.
     #[test]
