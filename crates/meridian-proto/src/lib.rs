@@ -17,6 +17,7 @@ pub mod entropy;
 pub mod filter;
 pub mod gate;
 pub mod keys;
+pub mod leap;
 pub mod mode6;
 pub mod peer;
 pub mod ratelimit;
