@@ -30,4 +30,6 @@ pub mod time;
 pub mod wire;
 
 #[cfg(test)]
+mod attack_rows_tests;
+#[cfg(test)]
 mod auth_rules_tests;
