@@ -232,7 +232,7 @@ fn c9_interleaved_style_origin_does_not_pivot_a_basic_client() {
     for origin in [t4, h1.receive_ts, h1.transmit_ts] {
         let mut spoof = h2;
         spoof.origin_ts = origin;
-        spoof.transmit_ts = spoof.transmit_ts + NtpDuration::from_seconds(5.0);
+        spoof.transmit_ts += NtpDuration::from_seconds(5.0);
         assert!(a.handle_packet(later, t4b, &spoof, -20).is_err());
         assert_eq!(a.reach(), reach);
     }
