@@ -165,9 +165,8 @@ fn c7_two_of_three_announcing_arm_the_leap() {
     assert_eq!(net.leap(), Leap::DeleteSecond);
 }
 
-/// attacks.md C7: forged replies with LI=1 (wrong origin, zero origin, a replay of an
-/// accepted reply with the bits changed) before every real reply of every source change no
-/// peer variable and arm nothing.
+/// attacks.md C7: forged replies with LI=1 and another stratum (wrong origin, zero origin)
+/// before every real reply of every source change no peer variable and arm nothing.
 #[test]
 fn c7_invalid_packets_announcing_a_leap_have_no_effect() {
     let mut net = Net::new(3, false);
