@@ -4,9 +4,10 @@
 //! truechimers of selection (sources whose intervals meet the majority interval) announce
 //! the same one, so a single source (spoofed, or
 //! simply wrong) cannot insert or delete a second (CVE-2016-4954). And it is armed only on
-//! the last day of a month (UTC), the only days a leap second can happen (RFC 8633 section
-//! 3.7), so an early announcement never reaches the kernel, which would execute it at the
-//! next midnight.
+//! the last day of a month (UTC): a leap second only ever ends a month, and RFC 8633 section
+//! 3.7 recommends that servers announce it on that day only. So an early announcement never
+//! reaches the kernel, which would execute it at the next midnight (chrony likewise ignores
+//! announcements on other days).
 
 use crate::time::NtpTimestamp;
 use crate::wire::Leap;
