@@ -2,12 +2,11 @@
 //!
 //! Two rules (attacks.md C7 and D5). A leap second is armed only when more than half of the
 //! truechimers of selection (sources whose intervals meet the majority interval) announce
-//! the same one, so a single source (spoofed, or
-//! simply wrong) cannot insert or delete a second (CVE-2016-4954). And it is armed only on
-//! the last day of a month (UTC): a leap second only ever ends a month, and RFC 8633 section
-//! 3.7 recommends that servers announce it on that day only. So an early announcement never
-//! reaches the kernel, which would execute it at the next midnight (chrony likewise ignores
-//! announcements on other days).
+//! the same one, so a single source (spoofed, or simply wrong) cannot insert or delete a
+//! second (CVE-2016-4954). And it is armed only on the last day of a month (UTC): a leap
+//! second only ever ends a month, and RFC 8633 section 3.7 recommends that servers announce
+//! it on that day only. So an early announcement never reaches the kernel, which would
+//! execute it at the next midnight (chrony is stricter: 30 June and 31 December only).
 
 use crate::time::NtpTimestamp;
 use crate::wire::Leap;
