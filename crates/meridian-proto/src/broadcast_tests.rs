@@ -133,6 +133,7 @@ fn calibrate(
 }
 
 #[test]
+/// attacks.md B6: the broadcast server sends only while synchronized.
 fn server_sends_every_interval_only_while_synchronized() {
     let mut s = server(4, None);
     let mut rng = SplitMix64::new(2);
@@ -171,6 +172,7 @@ fn server_sends_every_interval_only_while_synchronized() {
 }
 
 #[test]
+/// attacks.md B6: the broadcast server signs with its configured key.
 fn server_signs_with_its_key() {
     let k = key(4, true);
     let p = mode5(10.0, Some(k));
@@ -182,6 +184,7 @@ fn server_signs_with_its_key() {
 }
 
 #[test]
+/// attacks.md B5: a new association calibrates before it uses broadcasts.
 fn first_packet_creates_a_dynamic_association_that_calibrates_first() {
     let mut sys = system();
     let id = create(
@@ -212,6 +215,7 @@ fn first_packet_creates_a_dynamic_association_that_calibrates_first() {
 }
 
 #[test]
+/// attacks.md B5: the calibration volley measures the delay.
 fn volley_measures_delay_then_mode5_gives_offset_with_it() {
     let mut sys = system();
     let id = create(&mut sys, &mode5(0.0, None), &KeyTable::new(), false, 0.0);
@@ -231,6 +235,7 @@ fn volley_measures_delay_then_mode5_gives_offset_with_it() {
 }
 
 #[test]
+/// attacks.md B2: replays of the same or an older broadcast are rejected.
 fn replays_of_the_same_or_an_older_packet_are_rejected() {
     let mut sys = system();
     let id = create(&mut sys, &mode5(0.0, None), &KeyTable::new(), false, 0.0);
@@ -257,6 +262,7 @@ fn replays_of_the_same_or_an_older_packet_are_rejected() {
 }
 
 #[test]
+/// attacks.md B1, B3: unsigned or badly signed broadcasts are ignored and change nothing.
 fn keyed_association_ignores_packets_without_a_valid_mac() {
     let k = key(4, true);
     let keys = table(&[k]);
@@ -292,6 +298,7 @@ fn keyed_association_ignores_packets_without_a_valid_mac() {
 /// B4: a forged packet far in the future with poll 17 must not make real ones look like
 /// replays or too early; B3: nor tear the association down.
 #[test]
+/// attacks.md B3, B4.
 fn forged_packets_poison_neither_replay_nor_interval_state() {
     let k = key(4, true);
     let keys = table(&[k]);
@@ -337,6 +344,7 @@ fn forged_packets_poison_neither_replay_nor_interval_state() {
 }
 
 #[test]
+/// attacks.md B2: broadcasts earlier than the announced interval allows are rejected.
 fn packets_sooner_than_half_the_interval_are_rejected() {
     let mut sys = system();
     let id = create(&mut sys, &mode5(0.0, None), &KeyTable::new(), false, 0.0);
@@ -359,6 +367,7 @@ fn packets_sooner_than_half_the_interval_are_rejected() {
 }
 
 #[test]
+/// attacks.md S3: an idle dynamic broadcast association frees its slot.
 fn silent_association_expires_and_frees_its_dynamic_slot() {
     let mut sys = system();
     sys.set_max_dynamic(1);
@@ -402,6 +411,7 @@ fn silent_association_expires_and_frees_its_dynamic_slot() {
 }
 
 #[test]
+/// attacks.md B1: who may create a broadcast association, and who may not.
 fn creation_refusals() {
     let mut sys = system();
     let none = KeyTable::new();
@@ -485,6 +495,7 @@ fn run_row(s_auth: bool, s_trusted: bool, s_assoc: bool, c_auth: bool, c_trusted
 }
 
 #[test]
+/// attacks.md B1: the authentication result table, row by row.
 fn guide_result_table_row_by_row() {
     use Outcome::*;
     // None = N/A: both values must give the same result.

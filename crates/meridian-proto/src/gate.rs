@@ -224,3 +224,7 @@ mod tests {
         assert_eq!(gate.limiter().unwrap().len(), 1);
     }
 }
+
+#[cfg(test)]
+#[path = "gate_g4_tests.rs"]
+mod g4_tests;

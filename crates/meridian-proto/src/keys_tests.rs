@@ -74,6 +74,7 @@ fn prefix_digests_match_standard_vectors() {
 
 /// RFC 4493 section 4 (AES-128) and NIST SP 800-38B appendix D.3 (AES-256) examples 1-4.
 #[test]
+/// attacks.md K4: AES-CMAC test vectors.
 fn cmac_matches_rfc4493_and_sp800_38b() {
     let msg = hex(
         "6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51 \
@@ -124,6 +125,7 @@ fn cmac_matches_rfc4493_and_sp800_38b() {
 }
 
 #[test]
+/// attacks.md K3: digests compared over their exact length (constant time, `subtle`), every bit matters.
 fn digest_comparison_needs_exact_length_and_bytes() {
     let d = key(Algorithm::Sha1, b"k").digest(b"message");
     let good = d.as_slice().to_vec();
@@ -140,6 +142,7 @@ fn digest_comparison_needs_exact_length_and_bytes() {
 }
 
 #[test]
+/// attacks.md K7: key material rules (lengths, ID 0, types).
 fn key_rules() {
     assert_eq!(
         Key::new(KeyId(0), Algorithm::Md5, b"k", true),

@@ -17,6 +17,7 @@ pub mod entropy;
 pub mod filter;
 pub mod gate;
 pub mod keys;
+pub mod leap;
 pub mod mode6;
 pub mod peer;
 pub mod ratelimit;
@@ -28,5 +29,7 @@ pub mod system_peer;
 pub mod time;
 pub mod wire;
 
+#[cfg(test)]
+mod attack_rows_tests;
 #[cfg(test)]
 mod auth_rules_tests;

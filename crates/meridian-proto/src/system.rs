@@ -578,8 +578,16 @@ impl System {
             .association
             .peer()
             .expect("candidate has a peer");
+        // A leap second needs a majority of the truechimers, on a month's last day (leap.rs).
+        let voters = selection.truechimers.iter().map(|&i| {
+            self.sources[i]
+                .as_ref()
+                .and_then(|s| s.association.peer())
+                .map_or(Leap::None, |p| p.leap)
+        });
+        let leap = crate::leap::vote(peer.leap, voters, local_now);
         self.vars = SystemVars {
-            leap: peer.leap,
+            leap,
             stratum: peer.stratum.saturating_add(1).min(16),
             reference_id: self.at(peer_id).refid,
             reference_ts: local_now,

@@ -323,6 +323,7 @@ mod tests {
     }
 
     #[test]
+    /// attacks.md P4: timestamp differences across the 2036 era rollover.
     fn era_rollover_differences() {
         // 2036-02-07 06:28:16 UTC is the first second of era 1: Unix 2085978496.
         let rollover = 2_085_978_496i64;

@@ -122,6 +122,7 @@ fn small_offset_is_slewed_not_stepped() {
 }
 
 #[test]
+/// attacks.md N7, P4: synchronization across the 2036 era rollover.
 fn synchronization_across_the_2036_era_rollover() {
     // Start 10 minutes before 2036-02-07T06:28:16Z, when NTP timestamps wrap to era 1.
     let rollover_unix = 2_085_978_496;

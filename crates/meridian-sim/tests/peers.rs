@@ -67,11 +67,13 @@ fn check(follower_active: bool) {
 }
 
 #[test]
+/// attacks.md S5: symmetric peers converge (the active side follows).
 fn active_peer_at_higher_stratum_follows_its_passive_peer() {
     check(true);
 }
 
 #[test]
+/// attacks.md S5: symmetric peers converge (the passive side follows).
 fn passive_peer_at_higher_stratum_follows_its_active_peer() {
     check(false);
 }

@@ -43,6 +43,7 @@ fn run_file(path: &Path) -> (String, bool, Vec<Report>) {
 }
 
 #[test]
+/// attacks.md D1, D2, D5, N1, N2, N3, N4, N6, N7: the shipped scenarios (see docs/security.md).
 fn every_shipped_scenario_meets_its_expectation() {
     let files = scenario_files();
     assert!(files.len() >= 15, "the shipped scenarios are there");

@@ -187,6 +187,7 @@ mod tests {
     }
 
     #[test]
+    /// attacks.md J3: the drift file is replaced atomically.
     fn replace_leaves_only_the_new_complete_file() {
         let dir = TempDir::new("replace");
         let path = dir.0.join("drift");
@@ -239,6 +240,7 @@ mod tests {
     }
 
     #[test]
+    /// attacks.md J3: a missing, empty or corrupt drift file.
     fn missing_empty_and_garbage_files() {
         let dir = TempDir::new("bad");
         let path = dir.0.join("drift");

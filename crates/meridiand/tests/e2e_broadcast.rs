@@ -141,6 +141,7 @@ fn three_clients_synchronize(test: &str, multicast: bool, v6: bool) {
 }
 
 #[test]
+/// attacks.md B6: clients learn the time from our broadcast server.
 fn broadcast_ipv4_three_clients() {
     three_clients_synchronize("broadcast_ipv4_three_clients", false, false);
 }

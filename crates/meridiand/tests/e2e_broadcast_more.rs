@@ -50,6 +50,7 @@ fn served(net: &TestNet, from: usize, to: std::net::IpAddr) -> Option<f64> {
 }
 
 #[test]
+/// attacks.md B5, N5: the group is joined on an interface that appears later.
 fn multicast_client_joins_an_interface_that_appears_later() {
     let test = "multicast_client_joins_an_interface_that_appears_later";
     if !require_root(test) {
@@ -125,6 +126,7 @@ print("sent", 20)
 "#;
 
 #[test]
+/// attacks.md B1, B2, B4: replayed and forged broadcasts over the wire.
 fn replayed_and_forged_broadcasts_change_nothing() {
     let test = "replayed_and_forged_broadcasts_change_nothing";
     if !require_root(test) || binary(test, "ntpdig").is_none() {
@@ -217,6 +219,7 @@ print("answers", n)
 "#;
 
 #[test]
+/// attacks.md R5, B6: requests sent to a broadcast address get no answer.
 fn requests_to_the_broadcast_address_are_not_answered() {
     let test = "requests_to_the_broadcast_address_are_not_answered";
     if !require_root(test) {

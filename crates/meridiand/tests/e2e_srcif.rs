@@ -60,6 +60,7 @@ fn session(sock: &Path, source: &str) -> Option<serde_json::Value> {
 }
 
 #[test]
+/// attacks.md N5: interface address changes and down/up.
 fn source_interface_dscp_and_interface_changes() {
     let test = "source_interface_dscp_and_interface_changes";
     if !require_root(test) || binary(test, "python3").is_none() {

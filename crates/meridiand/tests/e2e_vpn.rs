@@ -18,6 +18,7 @@ const CE: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const PE_IN_VPN: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 
 #[test]
+/// attacks.md V1: overlapping addresses in two VPN instances stay apart.
 fn one_daemon_serves_and_uses_two_vpn_instances_with_overlapping_addresses() {
     let test = "one_daemon_serves_and_uses_two_vpn_instances_with_overlapping_addresses";
     if !require_root(test) || binary(test, "ntpdig").is_none() {

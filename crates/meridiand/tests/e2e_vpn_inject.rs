@@ -38,6 +38,7 @@ fn lines(log: &Path, kind: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
+/// attacks.md V1: a reply carrying the other instance's origin is rejected.
 fn reply_injected_into_the_second_vpn_with_the_first_ones_origin_is_rejected() {
     let test = "reply_injected_into_the_second_vpn_with_the_first_ones_origin_is_rejected";
     if !require_root(test) || binary(test, "python3").is_none() {

@@ -147,6 +147,7 @@ fn meridianctl(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+/// attacks.md J1, J2: a bad file is refused on reload; unchanged associations keep running.
 fn reload_keeps_unchanged_associations_and_refuses_bad_files() {
     let dir = temp_dir("reload_keeps_unchanged_associations_and_refuses_bad_files");
     let ports = [free_udp_port(), free_udp_port(), free_udp_port()];

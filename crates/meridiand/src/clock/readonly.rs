@@ -1,9 +1,15 @@
 //! The `read-only` driver: serves and measures against CLOCK_REALTIME and never adjusts it;
 //! requested corrections are only recorded so that status reports can show them.
+//!
+//! Leap seconds: the driver never arms the kernel (no `STA_INS` / `STA_DEL`), so it never
+//! executes one; whatever keeps the host clock must. It only reports: the announced leap
+//! indicator is remembered ([`ReadOnlyClock::sync_status`]), served to clients in the leap
+//! bits and shown by `meridianctl status` (`leap`), and the start of an announcement is logged.
 
 use std::io;
 
 use meridian_proto::time::NtpTimestamp;
+use meridian_proto::wire::Leap;
 
 use super::timex;
 use super::{host_realtime, measure_precision, Clock, SyncStatus};
@@ -90,6 +96,14 @@ impl Clock for ReadOnlyClock {
     }
 
     fn set_sync_status(&mut self, status: &SyncStatus) -> io::Result<()> {
+        let announced = |l: Leap| matches!(l, Leap::AddSecond | Leap::DeleteSecond);
+        if announced(status.leap) && status.leap != self.status.leap {
+            crate::info!(
+                "leap second ({}) announced for the end of the UTC day; the read-only clock \
+                 driver does not execute it",
+                status.leap.as_str()
+            );
+        }
         self.status = *status;
         Ok(())
     }
@@ -107,7 +121,6 @@ impl Clock for ReadOnlyClock {
 mod tests {
     use super::*;
     use crate::clock::system::read_kernel_state;
-    use meridian_proto::wire::Leap;
 
     fn offset_from_host(clock: &ReadOnlyClock) -> f64 {
         let (s, n) = host_realtime();

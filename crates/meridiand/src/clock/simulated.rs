@@ -7,10 +7,18 @@
 //! are kept as integer nanoseconds (i128) and only their *differences* become f64, so no
 //! precision is lost on absolute Unix times; the offset is added to the NTP timestamp as an
 //! [`NtpDuration`], keeping sub-nanosecond resolution.
+//!
+//! Leap seconds are executed like the kernel executes them for the `system` driver
+//! (`STA_INS` / `STA_DEL`): a leap handed over with [`Clock::set_sync_status`] is armed for
+//! the next UTC midnight of the simulated clock; an insertion repeats the second 23:59:59
+//! (the clock goes back one second at 00:00:00), a deletion skips 23:59:59 (the clock goes
+//! from 23:59:59 straight to 00:00:00). After it, the clock waits for the announcement to end
+//! before it arms another, and an announcement withdrawn before midnight disarms it.
 
 use std::io;
 
 use meridian_proto::time::{NtpDuration, NtpTimestamp};
+use meridian_proto::wire::Leap;
 
 use super::timex;
 use super::{host_realtime, measure_precision, Clock, SyncStatus};
@@ -36,6 +44,21 @@ fn to_nanos(secs: i64, nanos: u32) -> i128 {
     secs as i128 * 1_000_000_000 + nanos as i128
 }
 
+const NANOS: i128 = 1_000_000_000;
+const DAY: i64 = 86_400;
+
+/// The leap-second state of the simulated clock (the kernel's `time_state`, simplified).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeapState {
+    /// No leap second announced.
+    Idle,
+    /// `leap` (insert or delete) happens at `midnight` (Unix seconds, on the simulated
+    /// clock's UTC).
+    Armed { leap: Leap, midnight: i64 },
+    /// `leap` happened at `midnight`; no other is armed until the announcement ends.
+    Done { leap: Leap, midnight: i64 },
+}
+
 /// A software clock running at a chosen offset and frequency error from the host clock.
 #[derive(Debug)]
 pub struct SimulatedClock<H: HostTime = HostRealtime> {
@@ -50,6 +73,9 @@ pub struct SimulatedClock<H: HostTime = HostRealtime> {
     correction_ppm: f64,
     status: SyncStatus,
     precision: i8,
+    /// Armed or executed leap second; an armed one that is due is folded into
+    /// `base_offset` by the next call that changes the clock (see [`Self::settle_leap`]).
+    leap: LeapState,
 }
 
 impl SimulatedClock<HostRealtime> {
@@ -84,6 +110,81 @@ impl<H: HostTime> SimulatedClock<H> {
             correction_ppm: 0.0,
             status: SyncStatus::default(),
             precision: precision_log2,
+            leap: LeapState::Idle,
+        }
+    }
+
+    /// The simulated clock at host time `host_ns` before any armed leap second, nanoseconds
+    /// since the Unix epoch.
+    fn raw_nanos(&self, host_ns: i128) -> i128 {
+        host_ns + (self.offset_at(host_ns) * 1e9).round() as i128
+    }
+
+    /// Seconds an armed leap adds to the clock at host time `host_ns`: -1 from midnight on
+    /// for an insertion, +1 from 23:59:59 on for a deletion, 0 before (or when not armed).
+    fn leap_correction(&self, host_ns: i128) -> f64 {
+        let LeapState::Armed { leap, midnight } = self.leap else {
+            return 0.0;
+        };
+        let raw = self.raw_nanos(host_ns);
+        match leap {
+            Leap::AddSecond if raw >= midnight as i128 * NANOS => -1.0,
+            Leap::DeleteSecond if raw >= (midnight - 1) as i128 * NANOS => 1.0,
+            _ => 0.0,
+        }
+    }
+
+    /// `sim - host` at host time `host_ns`, seconds, including an executed leap second.
+    fn total_offset_at(&self, host_ns: i128) -> f64 {
+        self.offset_at(host_ns) + self.leap_correction(host_ns)
+    }
+
+    fn host_nanos(&self) -> i128 {
+        let (s, n) = self.host.realtime();
+        to_nanos(s, n)
+    }
+
+    /// Makes a leap second that is due permanent: folds it into the offset and records it as
+    /// done. Called before every change of the clock, so that readings stay continuous.
+    fn settle_leap(&mut self) {
+        let correction = self.leap_correction(self.host_nanos());
+        if let LeapState::Armed { leap, midnight } = self.leap {
+            if correction != 0.0 {
+                self.base_offset += correction;
+                self.leap = LeapState::Done { leap, midnight };
+            }
+        }
+    }
+
+    /// Arms, keeps or disarms the leap second for the leap indicator `leap` handed over now.
+    fn follow_announcement(&mut self, leap: Leap) {
+        let announced = matches!(leap, Leap::AddSecond | Leap::DeleteSecond);
+        self.leap = match (self.leap, announced) {
+            (LeapState::Done { .. }, true) => self.leap,
+            (LeapState::Armed { leap: armed, .. }, true) if armed == leap => self.leap,
+            (_, true) => {
+                let now = self.raw_nanos(self.host_nanos());
+                let today = now.div_euclid(NANOS) as i64;
+                let mut midnight = (today.div_euclid(DAY) + 1) * DAY;
+                // Past 23:59:59 a deletion can only happen at the next midnight.
+                if leap == Leap::DeleteSecond && today >= midnight - 1 {
+                    midnight += DAY;
+                }
+                LeapState::Armed { leap, midnight }
+            }
+            (_, false) => LeapState::Idle,
+        };
+    }
+
+    /// The leap-second state now (an armed leap whose moment has passed shows as done).
+    pub fn leap_state(&self) -> LeapState {
+        match self.leap {
+            LeapState::Armed { leap, midnight }
+                if self.leap_correction(self.host_nanos()) != 0.0 =>
+            {
+                LeapState::Done { leap, midnight }
+            }
+            state => state,
         }
     }
 
@@ -96,8 +197,7 @@ impl<H: HostTime> SimulatedClock<H> {
     /// The current error of the simulated clock against the host clock, seconds
     /// (positive = ahead). This is the truth a simulation test compares against.
     pub fn offset(&self) -> f64 {
-        let (s, n) = self.host.realtime();
-        self.offset_at(to_nanos(s, n))
+        self.total_offset_at(self.host_nanos())
     }
 
     /// The configured free-running frequency error, ppm.
@@ -105,7 +205,8 @@ impl<H: HostTime> SimulatedClock<H> {
         self.frequency_error_ppm
     }
 
-    /// The last synchronization state handed over (remembered, never applied).
+    /// The last synchronization state handed over (its leap indicator arms a leap second,
+    /// see [`Self::leap_state`]).
     pub fn sync_status(&self) -> &SyncStatus {
         &self.status
     }
@@ -121,7 +222,7 @@ impl<H: HostTime> Clock for SimulatedClock<H> {
     /// last rate change the current rate is used; for the few milliseconds between a packet's
     /// arrival and its processing the error is far below a nanosecond.
     fn from_realtime(&self, secs: i64, nanos: u32) -> NtpTimestamp {
-        let offset = self.offset_at(to_nanos(secs, nanos));
+        let offset = self.total_offset_at(to_nanos(secs, nanos));
         NtpTimestamp::from_unix(secs, nanos) + NtpDuration::from_seconds(offset)
     }
 
@@ -137,6 +238,7 @@ impl<H: HostTime> Clock for SimulatedClock<H> {
             ));
         }
         // Fold the drift accumulated at the old rate into the offset, then change the rate.
+        self.settle_leap();
         let (s, n) = self.host.realtime();
         let now_ns = to_nanos(s, n);
         self.base_offset = self.offset_at(now_ns);
@@ -152,11 +254,23 @@ impl<H: HostTime> Clock for SimulatedClock<H> {
                 format!("cannot step by {offset} s"),
             ));
         }
+        self.settle_leap();
         self.base_offset += offset;
         Ok(())
     }
 
+    /// Remembers the state and follows its leap indicator like the kernel follows
+    /// `STA_INS` / `STA_DEL`.
     fn set_sync_status(&mut self, status: &SyncStatus) -> io::Result<()> {
+        self.settle_leap();
+        let before = self.leap;
+        self.follow_announcement(status.leap);
+        if let (LeapState::Idle, LeapState::Armed { leap, midnight }) = (before, self.leap) {
+            crate::info!(
+                "simulated clock: leap second ({}) armed for the next UTC midnight (Unix time {midnight})",
+                leap.as_str()
+            );
+        }
         self.status = *status;
         Ok(())
     }
@@ -311,12 +425,130 @@ mod tests {
         let (mut c, _host) = clock(0.0, 0.0);
         let st = SyncStatus {
             synchronized: true,
-            leap: meridian_proto::wire::Leap::DeleteSecond,
+            leap: Leap::DeleteSecond,
             max_error: 0.02,
             est_error: 0.001,
         };
         c.set_sync_status(&st).unwrap();
         assert_eq!(*c.sync_status(), st);
+    }
+
+    /// 2027-01-01 00:00:00 UTC.
+    const NEW_YEAR: i64 = 1_798_761_600;
+
+    fn status(leap: Leap) -> SyncStatus {
+        SyncStatus {
+            synchronized: true,
+            leap,
+            max_error: 0.01,
+            est_error: 0.001,
+        }
+    }
+
+    /// The simulated clock's reading as Unix seconds (with fraction), near 2027.
+    fn reading<H: HostTime>(clock: &SimulatedClock<H>) -> f64 {
+        let (s, n) = clock.now().to_unix_near(NEW_YEAR);
+        (s - NEW_YEAR) as f64 + f64::from(n) * 1e-9
+    }
+
+    /// A clock over a fake host at `secs_before` seconds before 2027-01-01 (host time).
+    fn before_new_year(secs_before: f64, offset: f64) -> (SimulatedClock<FakeHost>, FakeHost) {
+        let host = FakeHost::at(NEW_YEAR, 0);
+        host.advance(-secs_before);
+        (
+            SimulatedClock::with_host(offset, 0.0, host.clone(), -23),
+            host,
+        )
+    }
+
+    #[test]
+    fn inserted_leap_second_repeats_23_59_59_at_midnight() {
+        let (mut c, host) = before_new_year(10.5, 0.0);
+        c.set_sync_status(&status(Leap::AddSecond)).unwrap();
+        assert_eq!(
+            c.leap_state(),
+            LeapState::Armed {
+                leap: Leap::AddSecond,
+                midnight: NEW_YEAR
+            }
+        );
+        host.advance(10.0); // 23:59:59.5
+        assert!((reading(&c) + 0.5).abs() < 1e-6);
+        host.advance(1.0); // the host's 00:00:00.5 is the clock's 23:59:59.5 again
+        assert!((reading(&c) + 0.5).abs() < 1e-6, "{}", reading(&c));
+        assert!((c.offset() + 1.0).abs() < 1e-9);
+        host.advance(1.0);
+        assert!((reading(&c) - 0.5).abs() < 1e-6);
+        assert_eq!(
+            c.leap_state(),
+            LeapState::Done {
+                leap: Leap::AddSecond,
+                midnight: NEW_YEAR
+            }
+        );
+        // Settling it (any change of the clock) keeps the reading continuous.
+        let before = reading(&c);
+        c.set_frequency_ppm(10.0).unwrap();
+        assert!((reading(&c) - before).abs() < 1e-6);
+        // The announcement still standing does not arm another leap; a day later the clock
+        // is still one second behind the host, not two.
+        c.set_frequency_ppm(0.0).unwrap();
+        c.set_sync_status(&status(Leap::AddSecond)).unwrap();
+        host.advance(86_400.0);
+        c.set_sync_status(&status(Leap::None)).unwrap();
+        assert_eq!(c.leap_state(), LeapState::Idle);
+        assert!((c.offset() + 1.0).abs() < 1e-9, "{}", c.offset());
+    }
+
+    #[test]
+    fn deleted_leap_second_skips_23_59_59() {
+        let (mut c, host) = before_new_year(5.5, 0.0);
+        c.set_sync_status(&status(Leap::DeleteSecond)).unwrap();
+        host.advance(4.0); // 23:59:58.5
+        assert!((reading(&c) + 1.5).abs() < 1e-6);
+        host.advance(1.0); // 23:59:59.5 does not exist: 00:00:00.5
+        assert!((reading(&c) - 0.5).abs() < 1e-6, "{}", reading(&c));
+        assert!((c.offset() - 1.0).abs() < 1e-9);
+        c.step(-0.25).unwrap(); // settles the leap, then steps
+        assert!((c.offset() - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_withdrawn_announcement_executes_nothing() {
+        let (mut c, host) = before_new_year(100.0, 0.0);
+        c.set_sync_status(&status(Leap::AddSecond)).unwrap();
+        host.advance(50.0);
+        c.set_sync_status(&status(Leap::None)).unwrap();
+        assert_eq!(c.leap_state(), LeapState::Idle);
+        host.advance(100.0);
+        assert!(c.offset().abs() < 1e-9);
+        // An unsynchronized state (alarm) arms nothing either.
+        let (mut c, host) = before_new_year(10.0, 0.0);
+        c.set_sync_status(&status(Leap::Unsynchronized)).unwrap();
+        host.advance(20.0);
+        assert_eq!(c.leap_state(), LeapState::Idle);
+        assert!(c.offset().abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_leap_happens_at_the_simulated_clocks_midnight() {
+        // The clock runs an hour ahead of the host: its midnight is the host's 23:00.
+        let (mut c, host) = before_new_year(3600.0 + 2.0, 3600.0);
+        c.set_sync_status(&status(Leap::AddSecond)).unwrap();
+        host.advance(1.0);
+        assert!((c.offset() - 3600.0).abs() < 1e-9);
+        host.advance(2.0);
+        assert!((c.offset() - 3599.0).abs() < 1e-9);
+        // Armed after 23:59:59, a deletion waits for the next day.
+        let (mut c, _host) = before_new_year(0.5, 0.0);
+        c.set_sync_status(&status(Leap::DeleteSecond)).unwrap();
+        assert_eq!(
+            c.leap_state(),
+            LeapState::Armed {
+                leap: Leap::DeleteSecond,
+                midnight: NEW_YEAR + 86_400
+            }
+        );
     }
 
     #[test]
