@@ -14,7 +14,7 @@
 
 use crate::association::Association;
 use crate::auth::{self, AuthResult, Received};
-use crate::client::{ClientConfig, Request};
+use crate::client::{ClientConfig, Reply, Request};
 use crate::discipline::ClockAdjustment;
 use crate::entropy::Entropy;
 use crate::keys::KeyTable;
@@ -69,6 +69,9 @@ pub struct SymmetricOutcome {
     pub result: Result<ClockAdjustment, &'static str>,
     /// The passive side's mode 2 answer, to send from the NTP port to the packet's source.
     pub reply: Option<Request>,
+    /// A genuine DENY or RSTR kiss removed this (passive) association: the owner forgets
+    /// its route.
+    pub removed: bool,
 }
 
 impl System {
@@ -131,12 +134,14 @@ impl System {
             return SymmetricOutcome {
                 result: Err("unknown source"),
                 reply: None,
+                removed: false,
             };
         };
         let Association::Peer(peer) = &mut source.association else {
             return SymmetricOutcome {
                 result: Err("not a peer"),
                 reply: None,
+                removed: false,
             };
         };
         let reply = match peer.handle_packet(now, local_rx, packet, precision) {
@@ -145,14 +150,32 @@ impl System {
                 return SymmetricOutcome {
                     result: Err(c.first_failure().unwrap_or("rejected")),
                     reply: None,
+                    removed: false,
                 }
             }
         };
+        if let Reply::Kiss(code) = reply {
+            // Never answered, never a sample. DENY/RSTR: an active association has stopped
+            // itself; a passive one is removed.
+            let stop = matches!(code, ReferenceId::KISS_DENY | ReferenceId::KISS_RSTR);
+            let removed = stop && peer.role() == PeerRole::Passive;
+            if removed {
+                self.remove_source(id);
+            } else if stop && self.vars.sync == SyncSource::Peer(id) {
+                self.unsynchronize();
+            }
+            return SymmetricOutcome {
+                result: Ok(ClockAdjustment::None),
+                reply: None,
+                removed,
+            };
+        }
         let answer = (peer.role() == PeerRole::Passive)
             .then(|| peer.respond(packet.header(), local_rx, &state, rng, transmit_time));
         SymmetricOutcome {
             result: Ok(self.use_reply(id, reply, now, local_rx)),
             reply: answer,
+            removed: false,
         }
     }
 

@@ -280,6 +280,21 @@ fn run_pair(a_local: Option<u8>, b_local: Option<u8>, rounds: u32) -> (System, S
             let p = wire::parse(&bytes).unwrap();
             let (rx_t, rx_now) = (t + 0.001, Mono::from_seconds(t + 0.001));
             let reply = match passive {
+                // B calibrates first: A's server path answers its mode 3 requests.
+                _ if p.header.mode == Mode::Client => {
+                    let mut out = [0u8; crate::server::MAX_REPLY_LEN];
+                    let state = a.server_state(rx_now);
+                    crate::server::respond(
+                        &bytes,
+                        a_time(rx_t),
+                        &state,
+                        &mut rng,
+                        || a_time(rx_t),
+                        &mut out,
+                    )
+                    .ok()
+                    .map(|len| out[..len].to_vec())
+                }
                 None => {
                     let (id, reply) = a
                         .accept_passive(
@@ -294,12 +309,12 @@ fn run_pair(a_local: Option<u8>, b_local: Option<u8>, rounds: u32) -> (System, S
                         )
                         .unwrap();
                     passive = Some(id);
-                    Some(reply)
+                    Some(reply.to_vec())
                 }
                 Some(id) => {
                     let out =
                         a.handle_symmetric(id, rx_now, a_time(rx_t), &p, &mut rng, || a_time(rx_t));
-                    out.reply
+                    out.reply.map(|r| r.to_vec())
                 }
             };
             if let Some(reply) = reply {
