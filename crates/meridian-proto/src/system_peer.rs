@@ -9,8 +9,10 @@
 //! (the new association is bound to that key), without it it must carry no MAC at all; a
 //! crypto-NAK never creates anything. Dynamic associations are at most `max-dynamic-sessions`
 //! (lowering the limit keeps existing ones, refuses new ones) and all associations at most
-//! [`MAX_ASSOCIATIONS`]. A passive association is removed only by [`System::expire_dynamic`],
-//! after [`crate::peer::DYNAMIC_TIMEOUT`] without a genuine packet: no packet removes one.
+//! [`MAX_ASSOCIATIONS`]. A passive association is removed by [`System::expire_dynamic`],
+//! after [`crate::peer::DYNAMIC_TIMEOUT`] without a genuine packet, or by a genuine DENY or
+//! RSTR kiss (origin one of its transmit timestamps, valid MAC when keyed): no other packet
+//! removes one.
 
 use crate::association::Association;
 use crate::auth::{self, AuthResult, Received};
