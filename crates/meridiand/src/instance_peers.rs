@@ -11,7 +11,7 @@ use crate::udp::RecvMeta;
 use meridian_proto::access;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
-use meridian_proto::system::{SourceId, System};
+use meridian_proto::system::{DynamicOrigin, SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::{self, Mode, ReferenceId};
 use std::net::SocketAddr;
@@ -166,7 +166,12 @@ impl Instance {
             return None;
         }
         let refid = ReferenceId::from_ip(source);
-        match system.accept_passive(
+        let origin = DynamicOrigin {
+            vpn: self.name.clone(),
+            address: source,
+        };
+        match system.accept_passive_in(
+            origin,
             &packet,
             &self.server_keys,
             self.auth_enabled,
