@@ -44,7 +44,8 @@
 //! See `peer_calib.rs`.
 //!
 //! Kiss-o'-Death (attack guide C6). A kiss counts only with an origin that is one of our
-//! remembered transmit timestamps (or the outstanding mode 3 request) and, on a keyed
+//! remembered transmit timestamps not answered yet (or the outstanding mode 3 request; the
+//! kiss then answers it, so a replay counts for nothing) and, on a keyed
 //! association, a valid MAC of its key; anything else is a rejected packet like any forgery.
 //! RATE lengthens our poll by one step (capped by maxpoll and [`crate::client::KOD_MAX_POLL`]);
 //! DENY and RSTR stop an active association (it sends nothing more,
@@ -491,11 +492,18 @@ impl PeerAssociation {
             self.last_auth = Some(result);
         }
         if calib::is_kiss(h) {
-            // Only a kiss answering one of our packets counts (a zero origin is no answer).
-            let Origin::Ours(_) = origin else {
-                checks.bogus_origin = true;
-                return Err(self.reject(checks));
+            // Only a kiss answering a packet of ours that has had no answer yet counts (a zero
+            // origin is no answer; a replayed kiss finds its packet answered).
+            let index = match origin {
+                Origin::Ours(i) if !self.sent[i].used => i,
+                _ => {
+                    checks.bogus_origin = true;
+                    return Err(self.reject(checks));
+                }
             };
+            for s in &mut self.sent[..=index] {
+                s.used = true;
+            }
             self.stats.received += 1;
             return Ok(Reply::Kiss(self.handle_kiss(h, now)));
         }

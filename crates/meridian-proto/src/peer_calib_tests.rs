@@ -295,6 +295,10 @@ fn rate_kiss_lengthens_the_poll_one_step_up_to_maxpoll() {
         );
         assert_eq!(sim.receive(&rate), Ok(Reply::Kiss(ReferenceId::KISS_RATE)));
         assert_eq!(sim.a.poll(), PollInterval::new(want));
+        // The same kiss replayed: its packet is answered already.
+        let before = snapshot(&sim.a);
+        assert!(sim.receive(&rate).is_err());
+        assert_eq!(snapshot(&sim.a), before);
         let sent_at = sim.t;
         last = sim.poll().unwrap();
         // The next packet waits (most of) the longer poll, and the system poll does not

@@ -427,6 +427,11 @@ fn only_a_genuine_deny_or_rstr_kiss_removes_a_passive_association() {
         let out = s.handle_symmetric(id, now, base(), &rate, &mut rng, base);
         assert!(out.result.is_ok() && out.reply.is_none() && !out.removed);
         assert!(s.source(id).is_some());
+        // That kiss answered our only packet; the peer's next mode 1 gets a new answer.
+        let next_bytes = mode1(2.6, Some(&k));
+        let next = wire::parse(&next_bytes).unwrap();
+        let out = s.handle_symmetric(id, now, base(), &next, &mut rng, base);
+        let ours = wire::parse(&out.reply.unwrap()).unwrap().header.transmit_ts;
         let genuine_bytes = kiss(code, ours, 3.0, Some(&k));
         let genuine = wire::parse(&genuine_bytes).unwrap();
         let out = s.handle_symmetric(id, now, base(), &genuine, &mut rng, base);
