@@ -273,8 +273,9 @@ impl PeerAssociation {
         self.role == PeerRole::Passive && now.saturating_since(self.last_valid) >= DYNAMIC_TIMEOUT
     }
 
-    /// At a poll: the active side returns its mode 1 packet, built from our system state
-    /// `state`, with `local_now` (the local clock just before sending) as transmit time.
+    /// At a poll: the active side returns its packet: a mode 3 request while calibrating,
+    /// then mode 1, built from our system state `state`, with `local_now` (the local clock
+    /// just before sending) as transmit time. Nothing once a kiss has stopped it.
     pub fn handle_timeout(
         &mut self,
         now: Mono,
