@@ -443,7 +443,17 @@ fn only_authenticated_active_peers_get_a_passive_association() {
         .unwrap_or_else(|| panic!("B never synchronized:\n{}\n--- A:\n{}", b.log(), a.log()));
     let on_a = session_of(&a_sock, &b_ip).expect("B's passive association on A");
     assert_eq!(on_a["auth"], "ok", "{on_a}");
-    assert_eq!(session_of(&b_sock, &a_ip).unwrap()["auth"], "ok");
+    let on_b = session_of(&b_sock, &a_ip).unwrap();
+    assert_eq!(on_b["auth"], "ok");
+    // B's keyed mode 3 requests were answered by A's server path with the same key.
+    assert!(
+        on_b["verbose"]["status"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "calibrated"),
+        "{on_b}"
+    );
     let refused = wait_for(Duration::from_secs(10), Duration::from_millis(250), || {
         status(&a_sock).is_some_and(|s| {
             s["server_counters"]["dropped"]["peer-not-authenticated"]
