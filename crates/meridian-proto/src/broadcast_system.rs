@@ -8,7 +8,7 @@
 //! is then bound to that key); with authentication disabled it must carry no MAC at all (a
 //! signed broadcast is not for an unauthenticated client: the table's "server signs, client
 //! does not authenticate" row fails). A crypto-NAK never creates anything. The association
-//! is dynamic: it counts against `max-dynamic-sessions`, and only
+//! is dynamic: it counts against `max-dynamic-sessions` of its VPN instance, and only
 //! [`System::expire_dynamic`] removes it.
 
 use crate::association::Association;
@@ -16,8 +16,8 @@ use crate::auth::{self, AuthResult, Received};
 use crate::broadcast::BroadcastClient;
 use crate::client::ClientConfig;
 use crate::keys::KeyTable;
-use crate::system::{Source, SourceId, System};
-use crate::system_peer::MAX_ASSOCIATIONS;
+use crate::system::{DynamicOrigin, Source, SourceId, System};
+use crate::system_peer::PassiveRefusal;
 use crate::time::Mono;
 use crate::wire::{Mode, ReferenceId};
 
@@ -86,6 +86,44 @@ impl System {
         multicast: bool,
         now: Mono,
     ) -> Result<SourceId, BroadcastRefusal> {
+        self.accept_broadcast_from(None, packet, keys, auth_enabled, refid, multicast, now)
+    }
+
+    /// [`Self::accept_broadcast`] for a packet from `origin` (its VPN instance and source
+    /// address): the dynamic limit is that instance's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_broadcast_in<R: Received + ?Sized>(
+        &mut self,
+        origin: DynamicOrigin,
+        packet: &R,
+        keys: &KeyTable,
+        auth_enabled: bool,
+        refid: ReferenceId,
+        multicast: bool,
+        now: Mono,
+    ) -> Result<SourceId, BroadcastRefusal> {
+        self.accept_broadcast_from(
+            Some(origin),
+            packet,
+            keys,
+            auth_enabled,
+            refid,
+            multicast,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept_broadcast_from<R: Received + ?Sized>(
+        &mut self,
+        origin: Option<DynamicOrigin>,
+        packet: &R,
+        keys: &KeyTable,
+        auth_enabled: bool,
+        refid: ReferenceId,
+        multicast: bool,
+        now: Mono,
+    ) -> Result<SourceId, BroadcastRefusal> {
         let h = packet.header();
         if h.mode != Mode::Broadcast || h.transmit_ts.is_zero() {
             return Err(BroadcastRefusal::NotBroadcast);
@@ -94,11 +132,10 @@ impl System {
         if h.leap == crate::wire::Leap::Unsynchronized || h.stratum == 0 || h.stratum >= 16 {
             return Err(BroadcastRefusal::Unsynchronized);
         }
-        if self.dynamic_count() >= self.max_dynamic {
-            return Err(BroadcastRefusal::DynamicLimit);
-        }
-        if self.sources().count() >= MAX_ASSOCIATIONS {
-            return Err(BroadcastRefusal::TotalLimit);
+        match self.room_for_dynamic(origin.as_ref()) {
+            Err(PassiveRefusal::TotalLimit) => return Err(BroadcastRefusal::TotalLimit),
+            Err(_) => return Err(BroadcastRefusal::DynamicLimit),
+            Ok(()) => {}
         }
         let config = ClientConfig {
             key,
@@ -108,6 +145,8 @@ impl System {
         if let Some(k) = key {
             assoc.set_last_auth(AuthResult::Ok(k.id()));
         }
-        Ok(self.insert(Source::new(Association::Broadcast(assoc), refid, false)))
+        let mut source = Source::new(Association::Broadcast(assoc), refid, false);
+        source.origin = origin;
+        Ok(self.insert(source))
     }
 }

@@ -31,9 +31,26 @@
 //! (the peer's next packet carries our real transmit timestamp again). It never touches reach,
 //! the peer variables or the samples. Authenticated associations are immune.
 //!
-//! The Comware text says active and passive first exchange mode 3/4 packets. ntpd and chrony
-//! do not, RFC 5905 does not, and the symmetric exchange measures the delay by itself, so we
-//! start directly with mode 1; the peer's first answer gives the first sample.
+//! Before the peers settle (Comware, "Symmetric peers": the two sides first exchange mode 3
+//! and mode 4 messages, then the active side sends mode 1 periodically), a static active
+//! association calibrates: its first polls send client requests (mode 3, random transmit
+//! timestamp, its key), checked as a client checks a reply (origin, duplicate, MAC of exactly
+//! its key, never a crypto-NAK). The first valid mode 4 reply gives the first sample (its
+//! delay measured like a client's) and switches the association to mode 1. A peer that never
+//! answers mode 3 (chronyd without `allow` for our address, an ACL granting only `peer`
+//! toward an implementation without client service) must not break the exchange: after
+//! [`CALIBRATION_TRIES`] unanswered requests, or on a valid kiss answering one, we fall back
+//! to mode 1 all the same. [`PeerAssociation::calibration`] shows where an association stands.
+//! See `peer_calib.rs`.
+//!
+//! Kiss-o'-Death (attack guide C6). A kiss counts only with an origin that is one of our
+//! remembered transmit timestamps not answered yet (or the outstanding mode 3 request; the
+//! kiss then answers it, so a replay counts for nothing) and, on a keyed
+//! association, a valid MAC of its key; anything else is a rejected packet like any forgery.
+//! RATE lengthens our poll by one step (capped by maxpoll and [`crate::client::KOD_MAX_POLL`]);
+//! DENY and RSTR stop an active association (it sends nothing more,
+//! [`PeerAssociation::denied`]) and make the system remove a passive one. No kiss gives a
+//! sample or updates the peer variables.
 
 use crate::auth::{self, AuthResult, Received};
 use crate::checks::PacketChecks;
@@ -44,7 +61,7 @@ use crate::client::{
 use crate::entropy::Entropy;
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
-use crate::wire::{Header, Mode, HEADER_LEN};
+use crate::wire::{Header, Mode, ReferenceId, HEADER_LEN};
 use core::time::Duration;
 
 /// How many of our own transmit timestamps are remembered for test 2.
@@ -52,6 +69,30 @@ pub const SENT_RING: usize = 8;
 /// A dynamic (passive) association without genuine packets for this long is removed
 /// (Comware: "about 12 minutes").
 pub const DYNAMIC_TIMEOUT: Duration = Duration::from_secs(720);
+/// Mode 3 requests an active association sends before it falls back to mode 1 unanswered.
+pub const CALIBRATION_TRIES: u8 = 2;
+
+/// Where a symmetric-active association stands in the exchange before the peers settle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Calibration {
+    /// Still sending mode 3 requests.
+    Pending,
+    /// A valid mode 4 reply arrived: mode 1 from now on.
+    Done,
+    /// No valid mode 4 reply (unanswered, or refused with a kiss): mode 1 all the same.
+    FellBack,
+}
+
+impl Calibration {
+    /// Word for `sessions --verbose`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Calibration::Pending => "calibrating",
+            Calibration::Done => "calibrated",
+            Calibration::FellBack => "uncalibrated",
+        }
+    }
+}
 
 /// Which side of the symmetric exchange we are.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -101,6 +142,19 @@ pub struct PeerAssociation {
     times: ExchangeTimes,
     stats: ClientStats,
     last_auth: Option<AuthResult>,
+    /// Active side: the mode 3/4 exchange before mode 1 (passive: always `Done`).
+    calibration: Calibration,
+    /// Mode 3 requests sent so far.
+    calib_requests: u8,
+    /// Random transmit timestamp of the outstanding mode 3 request.
+    calib_expected: Option<NtpTimestamp>,
+    /// Local time that request was sent (T1).
+    calib_local: NtpTimestamp,
+    /// The kiss (DENY or RSTR) that stopped this association.
+    denied: Option<ReferenceId>,
+    /// Poll a RATE kiss asked for: the system poll does not shorten below it until the
+    /// peer's next genuine non-kiss packet.
+    rate_floor: Option<PollInterval>,
 }
 
 /// Where a received packet's origin timestamp points.
@@ -180,6 +234,15 @@ impl PeerAssociation {
             times: ExchangeTimes::default(),
             stats: ClientStats::default(),
             last_auth: None,
+            calibration: match role {
+                PeerRole::Active => Calibration::Pending,
+                PeerRole::Passive => Calibration::Done,
+            },
+            calib_requests: 0,
+            calib_expected: None,
+            calib_local: NtpTimestamp::ZERO,
+            denied: None,
+            rate_floor: None,
         }
     }
 
@@ -202,7 +265,7 @@ impl PeerAssociation {
     /// When the next poll is due. The active side sends then; the passive side only ages its
     /// reach register (it sends nothing but answers).
     pub fn poll_timeout(&self) -> Option<Mono> {
-        Some(self.next_transmit)
+        self.denied.is_none().then_some(self.next_transmit)
     }
 
     /// Whether a passive association has had no genuine packet for [`DYNAMIC_TIMEOUT`].
@@ -210,8 +273,9 @@ impl PeerAssociation {
         self.role == PeerRole::Passive && now.saturating_since(self.last_valid) >= DYNAMIC_TIMEOUT
     }
 
-    /// At a poll: the active side returns its mode 1 packet, built from our system state
-    /// `state`, with `local_now` (the local clock just before sending) as transmit time.
+    /// At a poll: the active side returns its packet: a mode 3 request while calibrating,
+    /// then mode 1, built from our system state `state`, with `local_now` (the local clock
+    /// just before sending) as transmit time. Nothing once a kiss has stopped it.
     pub fn handle_timeout(
         &mut self,
         now: Mono,
@@ -219,7 +283,7 @@ impl PeerAssociation {
         state: &ServerState,
         rng: &mut dyn Entropy,
     ) -> Option<Request> {
-        if now < self.next_transmit {
+        if self.denied.is_some() || now < self.next_transmit {
             return None;
         }
         if self.burst_left <= 1 {
@@ -236,6 +300,10 @@ impl PeerAssociation {
                 None
             }
             PeerRole::Active => {
+                if let Some(request) = self.calibration_request(local_now, rng) {
+                    self.schedule_next(now, rng);
+                    return Some(request);
+                }
                 let mut h = self.header(Mode::SymmetricActive, state);
                 h.origin_ts = self.remote_xmt.unwrap_or(NtpTimestamp::ZERO);
                 h.receive_ts = self.remote_rx;
@@ -336,7 +404,8 @@ impl PeerAssociation {
         self.poll = if self.unreach >= 8 {
             self.poll.inc(max)
         } else {
-            self.system_poll.max(min).min(max)
+            let target = self.system_poll.max(min).min(max);
+            self.rate_floor.map_or(target, |floor| target.max(floor))
         };
         if self.unreach >= 8 && self.config.iburst && self.reach == 0 {
             self.burst_left = IBURST_COUNT;
@@ -369,10 +438,13 @@ impl PeerAssociation {
         precision: i8,
     ) -> Result<Reply, PacketChecks> {
         let h = packet.header();
+        if h.mode == Mode::Server && self.calibration == Calibration::Pending {
+            return self.handle_calibration_reply(now, local_rx, packet, precision);
+        }
         let mode_ok = match self.role {
             PeerRole::Active => matches!(h.mode, Mode::SymmetricActive | Mode::SymmetricPassive),
             PeerRole::Passive => h.mode == Mode::SymmetricActive,
-        };
+        } || (calib::is_kiss(h) && h.mode == Mode::Server);
         let mut checks = PacketChecks::default();
         if !mode_ok {
             checks.bogus_origin = true;
@@ -420,6 +492,22 @@ impl PeerAssociation {
             }
             self.last_auth = Some(result);
         }
+        if calib::is_kiss(h) {
+            // Only a kiss answering a packet of ours that has had no answer yet counts (a zero
+            // origin is no answer; a replayed kiss finds its packet answered).
+            let index = match origin {
+                Origin::Ours(i) if !self.sent[i].used => i,
+                _ => {
+                    checks.bogus_origin = true;
+                    return Err(self.reject(checks));
+                }
+            };
+            for s in &mut self.sent[..=index] {
+                s.used = true;
+            }
+            self.stats.received += 1;
+            return Ok(Reply::Kiss(self.handle_kiss(h, now)));
+        }
         // Genuine: what we echo next.
         self.remote_xmt = Some(h.transmit_ts);
         self.remote_rx = local_rx;
@@ -431,6 +519,7 @@ impl PeerAssociation {
         };
         let sent = self.sent[index];
         self.last_answer_xmt = Some(h.transmit_ts);
+        self.rate_floor = None;
         self.reach |= 1;
         self.unreach = 0;
         self.got_since_poll = true;
@@ -482,6 +571,9 @@ impl PeerAssociation {
         if !self.remote_rx.is_zero() {
             self.remote_rx += d;
         }
+        if !self.calib_local.is_zero() {
+            self.calib_local += d;
+        }
     }
 
     pub fn reach(&self) -> u8 {
@@ -526,6 +618,13 @@ impl PeerAssociation {
 /// Room for a request built by [`PeerAssociation`].
 const _: () = assert!(MAX_REQUEST_LEN >= HEADER_LEN + crate::wire::MAX_V4_MAC_LEN);
 
+#[path = "peer_calib.rs"]
+mod calib;
+
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "peer_calib_tests.rs"]
+mod calib_tests;

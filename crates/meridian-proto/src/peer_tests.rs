@@ -101,6 +101,38 @@ impl Net {
     }
 }
 
+/// Runs `x`'s mode 3/4 calibration: its client request answered by the server path of the
+/// other node (clock `server`, stratum 3, `key` trusted). Afterwards `x` sends mode 1.
+fn calibrate(
+    net: &mut Net,
+    x: &mut PeerAssociation,
+    key: Option<Key>,
+    own: fn(&Net) -> NtpTimestamp,
+    server: fn(&Net) -> NtpTimestamp,
+) {
+    net.t = net.t.max(x.poll_timeout().unwrap().as_seconds());
+    let req = x
+        .handle_timeout(net.mono(), own(net), &state(16), &mut net.rng)
+        .unwrap();
+    assert_eq!(wire::parse(&req).unwrap().header.mode, Mode::Client);
+    net.t += DELAY;
+    let rx = server(net);
+    let tx = rx + NtpDuration::from_seconds(0.0001);
+    let mut keys = crate::keys::KeyTable::new();
+    if let Some(k) = key {
+        keys.insert(k).unwrap();
+    }
+    let mut out = [0u8; crate::server::MAX_REPLY_LEN];
+    let len =
+        crate::server::respond_with_keys(&req, rx, &state(3), &keys, &mut net.rng, || tx, &mut out)
+            .unwrap();
+    net.t += DELAY;
+    let p = wire::parse(&out[..len]).unwrap();
+    let r = x.handle_packet(net.mono(), own(net), &p, -20);
+    assert!(matches!(r, Ok(Reply::Sample(_))), "{r:?}");
+    assert_eq!(x.calibration(), Some(Calibration::Done));
+}
+
 /// A (active, stratum `sa`) starts; B is created passive from A's first packet. Returns
 /// both and B's answer to that first packet (already delivered to A: a sample for A).
 fn establish(
@@ -111,6 +143,7 @@ fn establish(
 ) -> (PeerAssociation, PeerAssociation) {
     let mut rng = SplitMix64::new(1);
     let mut a = PeerAssociation::active(config(key), net.mono(), Duration::ZERO, &mut rng);
+    calibrate(net, &mut a, key, Net::a_local, Net::b_local);
     let first = net.a_poll(&mut a, &state(sa));
     let p = wire::parse(&first).unwrap();
     assert_eq!(p.header.mode, Mode::SymmetricActive);
@@ -179,6 +212,8 @@ fn packets_carry_real_time_and_our_system_state() {
     let mut net = Net::new(0.0);
     let mut rng = SplitMix64::new(2);
     let mut a = PeerAssociation::active(config(None), net.mono(), Duration::ZERO, &mut rng);
+    calibrate(&mut net, &mut a, None, Net::a_local, Net::b_local);
+    net.t = a.poll_timeout().unwrap().as_seconds();
     let local = net.a_local();
     let pkt = net.a_poll(&mut a, &state(3));
     let h = wire::parse(&pkt).unwrap().header;
@@ -369,6 +404,8 @@ fn crossing_packets_of_two_active_peers_recover() {
     let mut rng = SplitMix64::new(3);
     let mut a = PeerAssociation::active(config(None), net.mono(), Duration::ZERO, &mut rng);
     let mut b = PeerAssociation::active(config(None), net.mono(), Duration::ZERO, &mut rng);
+    calibrate(&mut net, &mut a, None, Net::a_local, Net::b_local);
+    calibrate(&mut net, &mut b, None, Net::b_local, Net::a_local);
     let mut samples = (0, 0);
     for round in 0..12 {
         // Both send before either receives: the packets cross.
@@ -421,6 +458,7 @@ fn origin_zero_restart_is_accepted_without_a_sample() {
     let mut rng = SplitMix64::new(9);
     let mut a = PeerAssociation::active(config(None), net.mono(), Duration::ZERO, &mut rng);
     net.t += 1.0;
+    calibrate(&mut net, &mut a, None, Net::a_local, Net::b_local);
     let pkt = net.a_poll(&mut a, &state(3));
     let reach = b.reach();
     let (r, answer) = net.b_receive(&mut b, &pkt, &state(4));

@@ -86,7 +86,9 @@ pub struct SessionDetail {
     pub version: u8,
     pub source_interface: Option<String>,
     /// Status words: configured/dynamic, master, selected, candidate, sane/insane,
-    /// valid/invalid, unsynced.
+    /// valid/invalid, unsynced; for a symmetric-active association also
+    /// calibrating/calibrated/uncalibrated (its mode 3/4 exchange before mode 1) and denied
+    /// (stopped by a DENY or RSTR kiss).
     pub status: Vec<String>,
     /// NTP hex `XXXXXXXX.XXXXXXXX` of the peer's reference, origin, receive, transmit times.
     pub reftime: String,

@@ -79,6 +79,15 @@ pub struct SourceFlags {
     pub candidate: bool,
 }
 
+/// Where a dynamic association came from: the VPN instance whose packet created it (`None`:
+/// the public network) and the sender's address. Dynamic associations are limited per VPN
+/// instance, and an address holds at most one passive association per instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicOrigin {
+    pub vpn: Option<String>,
+    pub address: std::net::IpAddr,
+}
+
 /// One source of time: a configured server or peer, or a dynamic (passive) peer.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -91,6 +100,8 @@ pub struct Source {
     pub estimate: Option<PeerEstimate>,
     pub flags: SourceFlags,
     pub(crate) last_measurement: Option<Measurement>,
+    /// For a dynamic association created through a `*_in` method: where it came from.
+    pub origin: Option<DynamicOrigin>,
 }
 
 impl Source {
@@ -103,6 +114,7 @@ impl Source {
             estimate: None,
             flags: SourceFlags::default(),
             last_measurement: None,
+            origin: None,
         }
     }
 

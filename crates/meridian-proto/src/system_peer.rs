@@ -8,18 +8,21 @@
 //! transmit timestamp; with authentication enabled it must carry a valid MAC of a trusted key
 //! (the new association is bound to that key), without it it must carry no MAC at all; a
 //! crypto-NAK never creates anything. Dynamic associations are at most `max-dynamic-sessions`
-//! (lowering the limit keeps existing ones, refuses new ones) and all associations at most
-//! [`MAX_ASSOCIATIONS`]. A passive association is removed only by [`System::expire_dynamic`],
-//! after [`crate::peer::DYNAMIC_TIMEOUT`] without a genuine packet: no packet removes one.
+//! per VPN instance (the public network is one; lowering the limit keeps existing ones,
+//! refuses new ones), one address holds at most one passive association per instance, and
+//! all associations together are at most [`MAX_ASSOCIATIONS`]. A passive association is removed by [`System::expire_dynamic`],
+//! after [`crate::peer::DYNAMIC_TIMEOUT`] without a genuine packet, or by a genuine DENY or
+//! RSTR kiss (origin one of its transmit timestamps, valid MAC when keyed): no other packet
+//! removes one.
 
 use crate::association::Association;
 use crate::auth::{self, AuthResult, Received};
-use crate::client::{ClientConfig, Request};
+use crate::client::{ClientConfig, Reply, Request};
 use crate::discipline::ClockAdjustment;
 use crate::entropy::Entropy;
 use crate::keys::KeyTable;
 use crate::peer::{PeerAssociation, PeerRole};
-use crate::system::{Source, SourceId, SyncSource, System};
+use crate::system::{DynamicOrigin, Source, SourceId, SyncSource, System};
 use crate::time::{Mono, NtpTimestamp};
 use crate::wire::{Mode, ReferenceId};
 use core::time::Duration;
@@ -47,6 +50,8 @@ pub enum PassiveRefusal {
     DynamicLimit,
     /// [`MAX_ASSOCIATIONS`] reached.
     TotalLimit,
+    /// The sender's address already has a passive association in this VPN instance.
+    AddressInUse,
 }
 
 impl PassiveRefusal {
@@ -58,6 +63,7 @@ impl PassiveRefusal {
             PassiveRefusal::UnexpectedMac => "peer-unexpected-mac",
             PassiveRefusal::DynamicLimit => "dynamic-limit",
             PassiveRefusal::TotalLimit => "association-limit",
+            PassiveRefusal::AddressInUse => "peer-address-in-use",
         }
     }
 }
@@ -69,6 +75,9 @@ pub struct SymmetricOutcome {
     pub result: Result<ClockAdjustment, &'static str>,
     /// The passive side's mode 2 answer, to send from the NTP port to the packet's source.
     pub reply: Option<Request>,
+    /// A genuine DENY or RSTR kiss removed this (passive) association: the owner forgets
+    /// its route.
+    pub removed: bool,
 }
 
 impl System {
@@ -95,11 +104,38 @@ impl System {
         self.max_dynamic
     }
 
-    /// Dynamic (passive) associations now.
+    /// Dynamic associations (passive peers, broadcast clients) now, in all VPN instances.
     pub fn dynamic_count(&self) -> usize {
         self.sources()
             .filter(|(_, s)| !s.association.configured())
             .count()
+    }
+
+    /// Dynamic associations of VPN instance `vpn` (`None`: the public network, which also
+    /// holds those created without an origin).
+    pub fn dynamic_count_in(&self, vpn: Option<&str>) -> usize {
+        self.sources()
+            .filter(|(_, s)| {
+                !s.association.configured()
+                    && s.origin.as_ref().and_then(|o| o.vpn.as_deref()) == vpn
+            })
+            .count()
+    }
+
+    /// Whether a new dynamic association from `origin` fits: `max-dynamic-sessions` per VPN
+    /// instance and [`MAX_ASSOCIATIONS`] in all.
+    pub(crate) fn room_for_dynamic(
+        &self,
+        origin: Option<&DynamicOrigin>,
+    ) -> Result<(), PassiveRefusal> {
+        let vpn = origin.and_then(|o| o.vpn.as_deref());
+        if self.dynamic_count_in(vpn) >= self.max_dynamic {
+            return Err(PassiveRefusal::DynamicLimit);
+        }
+        if self.sources().count() >= MAX_ASSOCIATIONS {
+            return Err(PassiveRefusal::TotalLimit);
+        }
+        Ok(())
     }
 
     /// Registers one of our own addresses (a destination of received packets): a source whose
@@ -131,12 +167,14 @@ impl System {
             return SymmetricOutcome {
                 result: Err("unknown source"),
                 reply: None,
+                removed: false,
             };
         };
         let Association::Peer(peer) = &mut source.association else {
             return SymmetricOutcome {
                 result: Err("not a peer"),
                 reply: None,
+                removed: false,
             };
         };
         let reply = match peer.handle_packet(now, local_rx, packet, precision) {
@@ -145,24 +183,99 @@ impl System {
                 return SymmetricOutcome {
                     result: Err(c.first_failure().unwrap_or("rejected")),
                     reply: None,
+                    removed: false,
                 }
             }
         };
+        if let Reply::Kiss(code) = reply {
+            // Never answered, never a sample. DENY/RSTR: an active association has stopped
+            // itself; a passive one is removed.
+            let stop = matches!(code, ReferenceId::KISS_DENY | ReferenceId::KISS_RSTR);
+            let removed = stop && peer.role() == PeerRole::Passive;
+            if removed {
+                self.remove_source(id);
+            } else if stop && self.vars.sync == SyncSource::Peer(id) {
+                self.unsynchronize();
+            }
+            return SymmetricOutcome {
+                result: Ok(ClockAdjustment::None),
+                reply: None,
+                removed,
+            };
+        }
         let answer = (peer.role() == PeerRole::Passive)
             .then(|| peer.respond(packet.header(), local_rx, &state, rng, transmit_time));
         SymmetricOutcome {
             result: Ok(self.use_reply(id, reply, now, local_rx)),
             reply: answer,
+            removed: false,
         }
     }
 
     /// A mode 1 packet from a sender with no association whose `peer` right the caller has
     /// checked: creates a passive association and returns it with its answer, or says why
     /// not (then nothing changed). `keys` are the instance's keys; `auth_enabled` says
-    /// whether authentication is on. `refid` identifies the sender to our clients.
+    /// whether authentication is on. `refid` identifies the sender to our clients. Counted
+    /// with the public network's dynamic associations; the daemon uses
+    /// [`Self::accept_passive_in`].
     #[allow(clippy::too_many_arguments)]
     pub fn accept_passive<R: Received + ?Sized>(
         &mut self,
+        packet: &R,
+        keys: &KeyTable,
+        auth_enabled: bool,
+        refid: ReferenceId,
+        now: Mono,
+        local_rx: NtpTimestamp,
+        rng: &mut dyn Entropy,
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> Result<(SourceId, Request), PassiveRefusal> {
+        self.accept_passive_from(
+            None,
+            packet,
+            keys,
+            auth_enabled,
+            refid,
+            now,
+            local_rx,
+            rng,
+            transmit_time,
+        )
+    }
+
+    /// [`Self::accept_passive`] for a packet from `origin` (the VPN instance it arrived in
+    /// and its source address): the dynamic limit is that instance's, and an address that
+    /// already has a passive association in that instance gets no second one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_passive_in<R: Received + ?Sized>(
+        &mut self,
+        origin: DynamicOrigin,
+        packet: &R,
+        keys: &KeyTable,
+        auth_enabled: bool,
+        refid: ReferenceId,
+        now: Mono,
+        local_rx: NtpTimestamp,
+        rng: &mut dyn Entropy,
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> Result<(SourceId, Request), PassiveRefusal> {
+        self.accept_passive_from(
+            Some(origin),
+            packet,
+            keys,
+            auth_enabled,
+            refid,
+            now,
+            local_rx,
+            rng,
+            transmit_time,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept_passive_from<R: Received + ?Sized>(
+        &mut self,
+        origin: Option<DynamicOrigin>,
         packet: &R,
         keys: &KeyTable,
         auth_enabled: bool,
@@ -186,12 +299,21 @@ impl System {
         if key.is_none() && auth_enabled {
             return Err(PassiveRefusal::NotAuthenticated(result));
         }
-        if self.dynamic_count() >= self.max_dynamic {
-            return Err(PassiveRefusal::DynamicLimit);
+        if let Some(o) = &origin {
+            let address = crate::access::canonical(o.address);
+            let taken = self.sources().any(|(_, s)| {
+                s.association
+                    .as_peer()
+                    .is_some_and(|p| p.role() == PeerRole::Passive)
+                    && s.origin.as_ref().is_some_and(|x| {
+                        x.vpn == o.vpn && crate::access::canonical(x.address) == address
+                    })
+            });
+            if taken {
+                return Err(PassiveRefusal::AddressInUse);
+            }
         }
-        if self.sources().count() >= MAX_ASSOCIATIONS {
-            return Err(PassiveRefusal::TotalLimit);
-        }
+        self.room_for_dynamic(origin.as_ref())?;
         let config = ClientConfig {
             version: h.version.clamp(1, 4),
             key,
@@ -203,7 +325,9 @@ impl System {
             assoc.set_last_auth(result);
         }
         let reply = assoc.respond(h, local_rx, &state, rng, transmit_time);
-        let id = self.insert(Source::new(Association::Peer(assoc), refid, false));
+        let mut source = Source::new(Association::Peer(assoc), refid, false);
+        source.origin = origin;
+        let id = self.insert(source);
         Ok((id, reply))
     }
 
@@ -228,3 +352,7 @@ impl System {
 #[cfg(test)]
 #[path = "system_peer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "system_dynamic_tests.rs"]
+mod dynamic_tests;

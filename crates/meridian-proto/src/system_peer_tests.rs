@@ -280,6 +280,21 @@ fn run_pair(a_local: Option<u8>, b_local: Option<u8>, rounds: u32) -> (System, S
             let p = wire::parse(&bytes).unwrap();
             let (rx_t, rx_now) = (t + 0.001, Mono::from_seconds(t + 0.001));
             let reply = match passive {
+                // B calibrates first: A's server path answers its mode 3 requests.
+                _ if p.header.mode == Mode::Client => {
+                    let mut out = [0u8; crate::server::MAX_REPLY_LEN];
+                    let state = a.server_state(rx_now);
+                    crate::server::respond(
+                        &bytes,
+                        a_time(rx_t),
+                        &state,
+                        &mut rng,
+                        || a_time(rx_t),
+                        &mut out,
+                    )
+                    .ok()
+                    .map(|len| out[..len].to_vec())
+                }
                 None => {
                     let (id, reply) = a
                         .accept_passive(
@@ -294,12 +309,12 @@ fn run_pair(a_local: Option<u8>, b_local: Option<u8>, rounds: u32) -> (System, S
                         )
                         .unwrap();
                     passive = Some(id);
-                    Some(reply)
+                    Some(reply.to_vec())
                 }
                 Some(id) => {
                     let out =
                         a.handle_symmetric(id, rx_now, a_time(rx_t), &p, &mut rng, || a_time(rx_t));
-                    out.reply
+                    out.reply.map(|r| r.to_vec())
                 }
             };
             if let Some(reply) = reply {
@@ -357,4 +372,71 @@ fn two_unsynchronized_peers_do_not_synchronize_each_other() {
     assert_eq!(a.vars().sync, SyncSource::None);
     assert_eq!(b.vars().sync, SyncSource::None);
     assert_eq!(a.sources().count(), 1, "the passive association exists");
+}
+
+/// A kiss with `code` from the active peer answering our packet `origin`, signed with `key`.
+fn kiss(code: ReferenceId, origin: NtpTimestamp, xmt_secs: f64, key: Option<&Key>) -> Vec<u8> {
+    let mut h = Header::new(Mode::SymmetricActive);
+    h.leap = crate::wire::Leap::Unsynchronized;
+    h.stratum = 0;
+    h.reference_id = code;
+    h.origin_ts = origin;
+    h.receive_ts = origin;
+    h.transmit_ts = base() + NtpDuration::from_seconds(xmt_secs);
+    let mut buf = [0u8; 80];
+    buf[..HEADER_LEN].copy_from_slice(&h.to_bytes());
+    let len = key.map_or(HEADER_LEN, |k| {
+        auth::append_mac(k, &mut buf, HEADER_LEN).unwrap()
+    });
+    buf[..len].to_vec()
+}
+
+/// attacks.md C6: a genuine DENY or RSTR kiss (our origin, valid MAC) removes a passive
+/// association; a forged one (bogus origin, no or a bad MAC) changes nothing, and a RATE kiss
+/// removes nothing. No kiss is answered.
+#[test]
+fn only_a_genuine_deny_or_rstr_kiss_removes_a_passive_association() {
+    let k = key(1, true);
+    let forger = Key::new(KeyId(1), Algorithm::Aes128Cmac, &[8; 16], true).unwrap();
+    let keys = table(&[k]);
+    for code in [ReferenceId::KISS_DENY, ReferenceId::KISS_RSTR] {
+        let mut s = system(Some(3));
+        let mut rng = SplitMix64::new(4);
+        let first_bytes = mode1(1.0, Some(&k));
+        let first = wire::parse(&first_bytes).unwrap();
+        let refid = ReferenceId::from_ipv4(B_ADDR);
+        let now = Mono::from_seconds(2.0);
+        let (id, reply) = s
+            .accept_passive(&first, &keys, true, refid, now, base(), &mut rng, base)
+            .unwrap();
+        let ours = wire::parse(&reply).unwrap().header.transmit_ts;
+        let forged = [
+            kiss(code, ours, 2.0, None),
+            kiss(code, ours, 2.0, Some(&forger)),
+            kiss(code, base() + NtpDuration::from_seconds(0.5), 2.0, Some(&k)),
+            kiss(code, NtpTimestamp::ZERO, 2.0, Some(&k)),
+        ];
+        for bytes in &forged {
+            let p = wire::parse(bytes).unwrap();
+            let out = s.handle_symmetric(id, now, base(), &p, &mut rng, base);
+            assert!(out.result.is_err() && out.reply.is_none() && !out.removed);
+            assert!(s.source(id).is_some(), "a forged kiss removed it");
+        }
+        let rate_bytes = kiss(ReferenceId::KISS_RATE, ours, 2.5, Some(&k));
+        let rate = wire::parse(&rate_bytes).unwrap();
+        let out = s.handle_symmetric(id, now, base(), &rate, &mut rng, base);
+        assert!(out.result.is_ok() && out.reply.is_none() && !out.removed);
+        assert!(s.source(id).is_some());
+        // That kiss answered our only packet; the peer's next mode 1 gets a new answer.
+        let next_bytes = mode1(2.6, Some(&k));
+        let next = wire::parse(&next_bytes).unwrap();
+        let out = s.handle_symmetric(id, now, base(), &next, &mut rng, base);
+        let ours = wire::parse(&out.reply.unwrap()).unwrap().header.transmit_ts;
+        let genuine_bytes = kiss(code, ours, 3.0, Some(&k));
+        let genuine = wire::parse(&genuine_bytes).unwrap();
+        let out = s.handle_symmetric(id, now, base(), &genuine, &mut rng, base);
+        assert!(out.result.is_ok() && out.reply.is_none() && out.removed);
+        assert!(s.source(id).is_none());
+        assert_eq!(s.dynamic_count(), 0);
+    }
 }

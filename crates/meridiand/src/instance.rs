@@ -273,6 +273,11 @@ impl Instance {
             };
             let data = &buf[..meta.len.min(RECV_BUF)];
             match which {
+                SocketRef::Server(i) if self.is_peer_answer(data, &meta) => {
+                    // A configured peer's mode 4 answer to its calibration request.
+                    let adj = self.symmetric(i, data, &meta, rx_local, system, clock, mono(), rng);
+                    adjustments.extend(adj);
+                }
                 SocketRef::Server(_) if bcast::is_broadcast_mode(data) => {
                     let adj = self.broadcast_packet(data, &meta, rx_local, system, mono());
                     adjustments.extend(adj);

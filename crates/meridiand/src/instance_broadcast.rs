@@ -380,7 +380,12 @@ impl Instance {
             count(&mut self.counters, "broadcast-access");
             return None;
         }
-        match system.accept_broadcast(
+        let origin = meridian_proto::system::DynamicOrigin {
+            vpn: self.name.clone(),
+            address: source,
+        };
+        match system.accept_broadcast_in(
+            origin,
             &packet,
             &self.server_keys,
             self.auth_enabled,

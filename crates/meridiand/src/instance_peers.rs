@@ -1,5 +1,6 @@
 //! The symmetric modes of one instance: mode 1 and 2 packets arriving on its NTP-port
-//! sockets go to the peer association of their source address (configured or dynamic), or,
+//! sockets (and mode 4 answers to an active association's calibration requests) go to the
+//! peer association of their source address (configured or dynamic), or,
 //! for a mode 1 packet from an unknown address, through the access gate (the `peer` right)
 //! to the creation of a passive association. Every symmetric packet leaves from the NTP port
 //! (RFC 5905 section 9.1), from the server socket of the right address family. A configured
@@ -15,7 +16,7 @@ use crate::udp::RecvMeta;
 use meridian_proto::access;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
-use meridian_proto::system::{SourceId, System};
+use meridian_proto::system::{DynamicOrigin, SourceId, System};
 use meridian_proto::time::{Mono, NtpTimestamp};
 use meridian_proto::wire::{self, Mode, ReferenceId};
 use std::net::{IpAddr, SocketAddr};
@@ -113,7 +114,21 @@ impl Instance {
             .position(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == want_v4))
     }
 
-    /// A mode 1 or 2 datagram on server socket `index`.
+    /// A mode 4 datagram from the address of one of our symmetric associations: the answer
+    /// to an active association's mode 3 calibration request (or a kiss).
+    pub(super) fn is_peer_answer(&self, data: &[u8], meta: &RecvMeta) -> bool {
+        let mode4 = data
+            .first()
+            .is_some_and(|b| Mode::from_bits(b & 7) == Mode::Server);
+        let source = access::canonical(meta.source.ip());
+        mode4
+            && self
+                .peers
+                .iter()
+                .any(|p| access::canonical(p.remote.ip()) == source)
+    }
+
+    /// A mode 1 or 2 datagram (or a peer's mode 4 answer) on server socket `index`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn symmetric(
         &mut self,
@@ -157,6 +172,14 @@ impl Instance {
             if let Some(reply) = out.reply {
                 self.reply(index, &reply, meta);
             }
+            if out.removed {
+                crate::info!(
+                    "{}symmetric passive association with {} removed (kiss)",
+                    self.label(),
+                    meta.source
+                );
+                self.forget_sources(&[id]);
+            }
             return match out.result {
                 Ok(adj) => Some(adj),
                 Err(reason) => {
@@ -179,7 +202,12 @@ impl Instance {
             return None;
         }
         let refid = ReferenceId::from_ip(source);
-        match system.accept_passive(
+        let origin = DynamicOrigin {
+            vpn: self.name.clone(),
+            address: source,
+        };
+        match system.accept_passive_in(
+            origin,
             &packet,
             &self.server_keys,
             self.auth_enabled,

@@ -251,6 +251,13 @@ fn session(instance: &Instance, remote: SocketAddr, source: &Source, now: Mono) 
     if stratum >= 16 {
         status.push("unsynced");
     }
+    if let Some(p) = assoc.as_peer() {
+        // The active side's mode 3/4 exchange before mode 1, and a stop by a DENY/RSTR kiss.
+        status.extend(p.calibration().map(|c| c.as_str()));
+        if p.denied().is_some() {
+            status.push("denied");
+        }
+    }
     let times = assoc.times();
     let samples: Vec<_> = source.filter.samples().take(8).collect();
     SessionReport {

@@ -101,6 +101,18 @@ fn higher_stratum_peer_follows(test: &str, b_active: bool) {
     assert_eq!(active["local_mode"], "sym_active", "{active}");
     assert_eq!(active["peer_mode"], "sym_passive", "{active}");
     assert_eq!(active["configured"], true);
+    // The other meridiand answered the active side's mode 3 requests: calibrated.
+    let words = |s: &Value| {
+        s["verbose"]["status"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(words(active).iter().any(|w| w == "calibrated"), "{active}");
+    assert!(
+        !words(passive).iter().any(|w| w == "calibrated"),
+        "{passive}"
+    );
     assert_eq!(passive["local_mode"], "sym_passive", "{passive}");
     assert_eq!(passive["peer_mode"], "sym_active", "{passive}");
     assert_eq!(passive["configured"], false);
@@ -156,6 +168,126 @@ fn passive_peer_on_a_simulated_clock_follows_a_stratum_3_active_peer() {
         "passive_peer_on_a_simulated_clock_follows_a_stratum_3_active_peer",
         false,
     );
+}
+
+const FAKE_PEER_ENV: &str = "MERIDIAN_TEST_FAKE_PEER";
+
+/// NTP timestamp of the host clock now.
+fn ntp_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    ((d.as_secs() + 2_208_988_800) << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+/// Run by `active_peer_sends_mode_3_before_mode_1` inside host 1: a stand-in peer on port
+/// 123 that records the mode of every packet for a few seconds and, with `answer`, answers
+/// mode 3 requests as a stratum 2 server would.
+#[test]
+#[ignore = "helper: a stand-in peer inside a test namespace"]
+fn fake_peer_helper() {
+    let answer = std::env::var(FAKE_PEER_ENV).expect("run by the calibration test") == "answer";
+    let socket = UdpSocket::bind("0.0.0.0:123").expect("bind port 123");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut modes = Vec::new();
+    let end = Instant::now() + Duration::from_secs(9);
+    let mut buf = [0u8; 512];
+    while Instant::now() < end {
+        let Ok((len, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        if len < 48 {
+            continue;
+        }
+        let mode = buf[0] & 7;
+        modes.push(mode.to_string());
+        if answer && mode == 3 {
+            let rx = ntp_now();
+            let mut reply = [0u8; 48];
+            reply[0] = (buf[0] & 0x38) | 4; // leap 0, the request's version, mode 4
+            reply[1] = 2;
+            reply[2] = buf[2];
+            reply[3] = 0xec; // precision 2^-20
+            reply[12..16].copy_from_slice(&[198, 18, 0, 200]);
+            reply[16..24].copy_from_slice(&(rx - (1u64 << 32)).to_be_bytes());
+            reply[24..32].copy_from_slice(&buf[40..48]);
+            reply[32..40].copy_from_slice(&rx.to_be_bytes());
+            reply[40..48].copy_from_slice(&ntp_now().to_be_bytes());
+            socket.send_to(&reply, from).expect("answer");
+        }
+    }
+    println!("modes: {}", modes.join(","));
+}
+
+/// Comware's exchange before the peers settle: the active side's first packets are mode 3;
+/// after a valid mode 4 answer it sends mode 1. A peer that never answers mode 3 gets mode 1
+/// after two requests all the same.
+#[test]
+fn active_peer_sends_mode_3_before_mode_1() {
+    let test = "active_peer_sends_mode_3_before_mode_1";
+    if !require_root(test) {
+        return;
+    }
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 2);
+    let b_ip = net.host(1).ipv4().to_string();
+    let me = std::env::current_exe().unwrap();
+    for (tag, want_mode3) in [("answer", 1), ("silent", 2)] {
+        let helper = net
+            .host(1)
+            .command(
+                &me,
+                ["--ignored", "--exact", "fake_peer_helper", "--nocapture"],
+            )
+            .env(FAKE_PEER_ENV, tag)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let body = local_server_config(3) + &peer_table(&b_ip);
+        let (a, a_sock) = start_meridiand(net.host(0), dir.path(), &format!("a-{tag}"), &body);
+        let out = helper.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let modes: Vec<&str> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("modes: "))
+            .unwrap_or_else(|| panic!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
+            .split(',')
+            .collect();
+        eprintln!("{test}: {tag}: modes {modes:?}");
+        assert!(
+            modes.len() > want_mode3 + 1,
+            "{tag}: {modes:?}\n{}",
+            a.log()
+        );
+        assert!(
+            modes[..want_mode3].iter().all(|m| *m == "3"),
+            "{tag}: {modes:?}"
+        );
+        assert!(
+            modes[want_mode3..].iter().all(|m| *m == "1"),
+            "{tag}: {modes:?}"
+        );
+        let session = session_of(&a_sock, &b_ip).expect("A's session of the peer");
+        let word = if tag == "answer" {
+            "calibrated"
+        } else {
+            "uncalibrated"
+        };
+        assert!(
+            session["verbose"]["status"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w == word),
+            "{tag}: {session}"
+        );
+        assert!(a.is_running());
+        a.stop();
+    }
 }
 
 /// Flood sources: 198.18.0.50 .. 198.18.0.249 on host 2.
@@ -311,7 +443,17 @@ fn only_authenticated_active_peers_get_a_passive_association() {
         .unwrap_or_else(|| panic!("B never synchronized:\n{}\n--- A:\n{}", b.log(), a.log()));
     let on_a = session_of(&a_sock, &b_ip).expect("B's passive association on A");
     assert_eq!(on_a["auth"], "ok", "{on_a}");
-    assert_eq!(session_of(&b_sock, &a_ip).unwrap()["auth"], "ok");
+    let on_b = session_of(&b_sock, &a_ip).unwrap();
+    assert_eq!(on_b["auth"], "ok");
+    // B's keyed mode 3 requests were answered by A's server path with the same key.
+    assert!(
+        on_b["verbose"]["status"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "calibrated"),
+        "{on_b}"
+    );
     let refused = wait_for(Duration::from_secs(10), Duration::from_millis(250), || {
         status(&a_sock).is_some_and(|s| {
             s["server_counters"]["dropped"]["peer-not-authenticated"]

@@ -1,7 +1,8 @@
 //! Symmetric-mode interoperability with chrony: chronyd configured with `peer` toward
 //! `meridiand` (which creates a passive association), and `meridiand` active toward a chronyd
 //! that has it as `peer` too; in each case the side with the higher stratum synchronizes to
-//! the other.
+//! the other. The active meridiand's mode 3/4 calibration with chronyd is checked both ways:
+//! chronyd answering client requests (`allow`) and ignoring them (the fallback to mode 1).
 //!
 //! Needs root (network namespaces); prints SKIPPED otherwise. chronyd runs with `-x` and
 //! without CAP_SYS_TIME (it selects, it never adjusts); meridiand on a simulated clock or the
@@ -75,9 +76,10 @@ fn passive_meridiand_follows_chronyd_peer() {
     assert!(m.is_running());
 }
 
-#[test]
-fn chronyd_peer_follows_active_meridiand() {
-    let test = "chronyd_peer_follows_active_meridiand";
+/// `allow`: chronyd also serves clients, so it answers meridiand's mode 3 calibration
+/// requests (meridiand calibrates); without it chronyd ignores them and meridiand falls back
+/// to mode 1 after two requests.
+fn chronyd_follows_active_meridiand(test: &str, allow: bool) {
     if !require_root(test) {
         return;
     }
@@ -94,7 +96,11 @@ fn chronyd_peer_follows_active_meridiand() {
     ));
     let (m, sock) = start_meridiand(net.host(1), dir.path(), "meridian", &body);
     let peer = format!("peer {meridian_ip} minpoll 0 maxpoll 2");
-    let chrony = start_chronyd(&chronyd, net.host(0), dir.path(), "chronyd", &[&peer]);
+    let mut extra = vec![peer.as_str()];
+    if allow {
+        extra.push("allow");
+    }
+    let chrony = start_chronyd(&chronyd, net.host(0), dir.path(), "chronyd", &extra);
     let selected = format!("Selected source {meridian_ip}");
     let ok = wait_for(Duration::from_secs(60), Duration::from_millis(500), || {
         chrony.log().contains(&selected)
@@ -114,4 +120,26 @@ fn chronyd_peer_follows_active_meridiand() {
     assert_eq!(s["local_mode"], "sym_active", "{s}");
     assert_eq!(s["configured"], true, "{s}");
     assert!(s["verbose"]["packets_received"].as_u64() > Some(0), "{s}");
+    let word = if allow { "calibrated" } else { "uncalibrated" };
+    assert!(
+        s["verbose"]["status"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == word),
+        "{s}"
+    );
+}
+
+#[test]
+fn chronyd_peer_follows_active_meridiand() {
+    chronyd_follows_active_meridiand("chronyd_peer_follows_active_meridiand", false);
+}
+
+#[test]
+fn chronyd_peer_serving_clients_follows_calibrated_active_meridiand() {
+    chronyd_follows_active_meridiand(
+        "chronyd_peer_serving_clients_follows_calibrated_active_meridiand",
+        true,
+    );
 }
