@@ -13,8 +13,8 @@ use crate::auth::Received;
 use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
 use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
 use crate::entropy::Entropy;
-use crate::filter::{ClockFilter, PeerEstimate, Sample};
-use crate::select::{select, Candidate};
+use crate::filter::{ClockFilter, PeerEstimate, Sample, NSTAGE};
+use crate::select::{majority_interval, select_among, Candidate};
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
 use crate::wire::{Leap, ReferenceId};
@@ -468,6 +468,11 @@ impl System {
     /// Selection, clustering, combining and the discipline (RFC 5905 clock_select/update).
     fn clock_update(&mut self, now: Mono, local_now: NtpTimestamp) -> ClockAdjustment {
         let mut candidates = Vec::new();
+        // Per candidate: configured (not a dynamic association).
+        let mut configured = Vec::new();
+        // Sources heard and synchronized but not measurable yet (a filter still filling, so
+        // too distant): they count against every cluster. (configured, dynamic)
+        let mut pending = (0, 0);
         let own_refids = &self.own_refids;
         for (i, slot) in self.sources.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
@@ -482,13 +487,23 @@ impl System {
             if s.association.reach() == 0
                 || peer.stratum == 0
                 || peer.stratum >= 16
-                || dist >= MAX_DISTANCE
                 // Synchronized to us (RFC 5905 TEST12, a timing loop).
                 || (peer.stratum > 1 && own_refids.contains(&peer.reference_id))
             {
                 continue;
             }
+            if dist >= MAX_DISTANCE {
+                if s.filter.samples().count() < NSTAGE {
+                    if s.association.configured() {
+                        pending.0 += 1;
+                    } else {
+                        pending.1 += 1;
+                    }
+                }
+                continue;
+            }
             s.flags.candidate = true;
+            configured.push(s.association.configured());
             // The correctness interval for intersection: the path's asymmetry bound (half
             // the delays), the server's own dispersion, and this source's measured spread.
             // Not the RFC register dispersion: in a young filter its empty stages make every
@@ -511,7 +526,7 @@ impl System {
         if self.vars.last_update.is_none() && !self.start_quorum(candidates.len()) {
             return ClockAdjustment::None;
         }
-        let Some(selection) = select(&candidates, CLUSTER_MIN) else {
+        let Some(selection) = self.select_with_precedence(&candidates, &configured, pending) else {
             return ClockAdjustment::None;
         };
         if selection.survivors.len() < self.config.min_survivors.max(1) {
@@ -600,6 +615,48 @@ impl System {
             self.apply_step(offset);
         }
         adjustment
+    }
+
+    /// Selection where configured sources take precedence over dynamic ones (symmetric
+    /// passive, broadcast): when the configured candidates alone agree as a majority of the
+    /// configured voters, a dynamic candidate joins only if its interval meets theirs, so any
+    /// number of dynamic sources agreeing on another time cannot outvote the configured ones.
+    /// Without such a configured majority, every source votes alike. `configured[k]` tells
+    /// whether `candidates[k]` is configured; `pending` counts heard but not yet measurable
+    /// (configured, dynamic) sources, which vote against every cluster.
+    fn select_with_precedence(
+        &self,
+        candidates: &[Candidate],
+        configured: &[bool],
+        pending: (usize, usize),
+    ) -> Option<crate::select::Selection> {
+        let own: Vec<Candidate> = candidates
+            .iter()
+            .zip(configured)
+            .filter(|(_, &c)| c)
+            .map(|(c, _)| *c)
+            .collect();
+        let own_voters = own.len() + pending.0;
+        if own.len() < candidates.len() {
+            if let Some((low, high)) = majority_interval(&own, own_voters) {
+                let admitted: Vec<Candidate> = candidates
+                    .iter()
+                    .zip(configured)
+                    .filter(|(c, &conf)| {
+                        conf || (c.offset + c.root_distance >= low
+                            && c.offset - c.root_distance <= high)
+                    })
+                    .map(|(c, _)| *c)
+                    .collect();
+                let voters = admitted.len() + pending.0;
+                return select_among(&admitted, voters, CLUSTER_MIN);
+            }
+        }
+        select_among(
+            candidates,
+            candidates.len() + pending.0 + pending.1,
+            CLUSTER_MIN,
+        )
     }
 
     /// Poll adaptation: poll as seldom as the clock allows. From the discipline's model,
