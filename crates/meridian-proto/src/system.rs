@@ -706,6 +706,30 @@ impl System {
         }
     }
 
+    /// The clock was stepped by `step` seconds (positive: forward) by someone else: an
+    /// administrator's `date -s`, a VM resumed from a snapshot, another program. The owner
+    /// detects it (the daemon compares CLOCK_REALTIME with CLOCK_MONOTONIC_RAW between loop
+    /// iterations) and says so here. Every stored sample and local timestamp is moved with
+    /// the clock, as for a step of our own, so the sources stay selectable and the next
+    /// samples agree with the stored ones; the discipline then sees the new offset like any
+    /// other (a big one is a spike until it persists over the spike interval, then it is
+    /// stepped back). Without this the pre-step samples would make every source look
+    /// jittery and keep it unselectable until they aged out of the register.
+    ///
+    /// A step of one second while a leap second is announced is the kernel executing it,
+    /// not an external step: ignored. Returns whether the step was taken into account.
+    pub fn handle_external_step(&mut self, step: f64) -> bool {
+        if !step.is_finite() || step == 0.0 {
+            return false;
+        }
+        let leap_pending = matches!(self.vars.leap, Leap::AddSecond | Leap::DeleteSecond);
+        if leap_pending && (step.abs() - 1.0).abs() < 0.1 {
+            return false;
+        }
+        self.apply_step(step);
+        true
+    }
+
     /// The clock was stepped by `step` seconds: move every stored local timestamp with it.
     fn apply_step(&mut self, step: f64) {
         for s in self.sources.iter_mut().flatten() {
