@@ -30,3 +30,5 @@ pub mod wire;
 
 #[cfg(test)]
 mod auth_rules_tests;
+#[cfg(test)]
+mod system_step_tests;
