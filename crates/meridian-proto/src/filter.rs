@@ -62,8 +62,9 @@ pub struct ClockFilter {
     history: Vec<Sample>,
     /// Precision given with the newest sample, seconds.
     precision: f64,
-    /// Delay outliers dropped in a row (see [`ClockFilter::add`]).
-    outliers_in_row: u32,
+    /// The delay outliers dropped in a row that agree with each other, (offset, delay) (see
+    /// [`ClockFilter::delay_outlier`]).
+    outliers: Vec<(f64, f64)>,
 }
 
 /// Samples needed before delays are judged (see [`ClockFilter::add`]).
@@ -84,16 +85,19 @@ impl ClockFilter {
         Self {
             history: Vec::with_capacity(HISTORY),
             precision: 0.0,
-            outliers_in_row: 0,
+            outliers: Vec::new(),
         }
     }
 
     /// The delay test: once the path is known (8 samples), a sample whose delay lies far
     /// beyond what the path has shown (min + 5 * (median - min) + 1 ms) is a reply that was
     /// held up somewhere (reordered, queued behind a burst) and is dropped, as chrony drops
-    /// samples far above the minimum delay. Four such samples in a row mean the path itself
-    /// changed (a new route): then they are taken.
-    fn delay_outlier(&mut self, delay: f64) -> bool {
+    /// samples far above the minimum delay. Four such samples in a row that agree with each
+    /// other (in delay and offset, within a tenth of their excess delay plus 1 ms) mean the
+    /// path itself changed (a new route): then they are taken. Held-up replies do not agree:
+    /// a reply held `h` seconds reads `+h/2`, a held request `-h/2`, both `0` with twice the
+    /// delay, so a mixed run starts over and is never taken for a new path.
+    fn delay_outlier(&mut self, offset: f64, delay: f64) -> bool {
         if self.history.len() < DELAY_TEST_MIN_SAMPLES {
             return false;
         }
@@ -102,11 +106,21 @@ impl ClockFilter {
         let (min, median) = (delays[0], delays[delays.len() / 2]);
         let limit = min + 5.0 * (median - min) + 1e-3;
         if delay <= limit {
-            self.outliers_in_row = 0;
+            self.outliers.clear();
             return false;
         }
-        self.outliers_in_row += 1;
-        self.outliers_in_row <= DELAY_TEST_MAX_IN_ROW
+        let tolerance = 0.1 * (delay - min) + 1e-3;
+        let agrees = |&(o, d): &(f64, f64)| {
+            (o - offset).abs() <= tolerance && (d - delay).abs() <= tolerance
+        };
+        if !self.outliers.iter().all(agrees) {
+            self.outliers.clear();
+        }
+        if self.outliers.len() > DELAY_TEST_MAX_IN_ROW as usize {
+            self.outliers.remove(0);
+        }
+        self.outliers.push((offset, delay));
+        self.outliers.len() <= DELAY_TEST_MAX_IN_ROW as usize
     }
 
     /// Adds a sample (`precision` in seconds, the larger of the local and server precision)
@@ -121,7 +135,7 @@ impl ClockFilter {
         if self.history.first().is_some_and(|s| sample.time < s.time) {
             return None;
         }
-        if self.delay_outlier(sample.delay) {
+        if self.delay_outlier(sample.offset, sample.delay) {
             return None;
         }
         let sample = Sample {
@@ -208,6 +222,9 @@ impl ClockFilter {
         for s in &mut self.history {
             s.offset -= step;
         }
+        for o in &mut self.outliers {
+            o.0 -= step;
+        }
     }
 
     /// The local frequency changed by `delta_ppm` (positive: faster) at `now`. Stored offsets
@@ -231,6 +248,7 @@ impl ClockFilter {
 
     pub fn clear(&mut self) {
         self.history.clear();
+        self.outliers.clear();
     }
 }
 
@@ -277,6 +295,33 @@ mod tests {
             })
             .collect();
         assert_eq!(taken, [false, false, false, false, true, true]);
+    }
+
+    /// attacks.md D3 (reordering): replies held 20 s in either direction, many in a row,
+    /// read +10 s, -10 s or 0 s (both held): they never pass for a new path.
+    #[test]
+    fn a_run_of_held_up_replies_is_not_a_new_path() {
+        let mut f = ClockFilter::new();
+        let mut t = 0.0;
+        for i in 0..10 {
+            t += 64.0;
+            assert!(f
+                .add(s(t, 1e-5, 2e-4 + 1e-5 * (i % 3) as f64), 1e-7)
+                .is_some());
+        }
+        let held = [
+            (-10.0, 20.0),
+            (10.0, 20.0),
+            (10.0, 20.0),
+            (0.0, 40.0),
+            (-10.0, 20.0),
+        ];
+        for (offset, delay) in held.iter().cycle().take(20) {
+            t += 64.0;
+            assert!(f.add(s(t, *offset, *delay), 1e-7).is_none());
+        }
+        t += 64.0;
+        assert!(f.add(s(t, 1e-5, 2.1e-4), 1e-7).is_some());
     }
 
     #[test]

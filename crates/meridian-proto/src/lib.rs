@@ -33,3 +33,5 @@ pub mod wire;
 mod attack_rows_tests;
 #[cfg(test)]
 mod auth_rules_tests;
+#[cfg(test)]
+mod system_step_tests;

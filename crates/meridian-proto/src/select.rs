@@ -47,10 +47,15 @@ fn sane(c: &Candidate) -> bool {
 }
 
 /// The majority (intersection) interval of RFC 5905 s.11.2.1: the smallest interval that
-/// contains points of at least `n - f` correctness intervals with at most `f` midpoints
-/// outside, for the least `f < n/2`. `None` when no majority agrees.
-fn intersection(cands: &[&Candidate]) -> Option<(f64, f64)> {
+/// contains points of at least `voters - f` correctness intervals with at most `f`
+/// falsetickers, for the least `f < voters/2`. `voters` (at least `cands.len()`) counts every
+/// source that has a say; those not among `cands` (heard but not yet measurable) count as
+/// falsetickers, so a cluster must be a majority of all voters, not just of the candidates
+/// at hand. `None` when no majority agrees.
+fn intersection(cands: &[&Candidate], voters: usize) -> Option<(f64, f64)> {
     let n = cands.len();
+    let voters = voters.max(n);
+    let absent = voters - n;
     // (value, kind): kind -1 = lower end, 0 = midpoint, +1 = upper end.
     let mut ends: Vec<(f64, i32)> = Vec::with_capacity(3 * n);
     for c in cands {
@@ -59,10 +64,11 @@ fn intersection(cands: &[&Candidate]) -> Option<(f64, f64)> {
         ends.push((c.offset + c.root_distance, 1));
     }
     ends.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut allow = 0;
-    while 2 * allow < n {
-        let need = (n - allow) as i32;
-        let (mut found, mut chime) = (0, 0);
+    // The absent voters are falsetickers already: start at f = absent.
+    let mut allow = absent;
+    while 2 * allow < voters {
+        let need = (voters - allow) as i32;
+        let (mut found, mut chime) = (absent, 0);
         let mut low = f64::INFINITY;
         for &(v, kind) in &ends {
             chime -= kind;
@@ -94,6 +100,17 @@ fn intersection(cands: &[&Candidate]) -> Option<(f64, f64)> {
     None
 }
 
+/// The majority interval of `candidates` among `voters` sources (see [`select_among`]), or
+/// `None` when no majority of the voters agrees. Used to let one group of sources (the
+/// configured ones) decide which others may join selection.
+pub fn majority_interval(candidates: &[Candidate], voters: usize) -> Option<(f64, f64)> {
+    let cands: Vec<&Candidate> = candidates.iter().filter(|c| sane(c)).collect();
+    if cands.is_empty() {
+        return None;
+    }
+    intersection(&cands, voters)
+}
+
 /// Selection jitter of survivor `i` against the others (RFC 5905 s.11.2.2), seconds.
 fn selection_jitter(offsets: &[f64], i: usize) -> f64 {
     let n = offsets.len();
@@ -107,15 +124,32 @@ fn selection_jitter(offsets: &[f64], i: usize) -> f64 {
 /// Runs intersection, clustering (down to `min_survivors`, at least 1) and combining.
 /// Candidates with non-finite values are ignored. `None` if no majority agrees.
 pub fn select(candidates: &[Candidate], min_survivors: usize) -> Option<Selection> {
+    select_among(candidates, 0, min_survivors)
+}
+
+/// [`select`] where the majority is taken of `voters` sources (at least the sane candidates): the
+/// sources that were heard but are not candidates yet (a filter still filling) count against
+/// every cluster, so that, e.g., two agreeing sources out of five never make a majority
+/// because the other three were not measurable yet.
+///
+/// Truechimers are the candidates whose offset (the interval's midpoint) lies in the majority
+/// interval: the intersection admits at most `f` midpoints outside it, and those are the
+/// falsetickers, even when a wide interval (a source whose register holds a jump) still
+/// reaches into the majority interval.
+pub fn select_among(
+    candidates: &[Candidate],
+    voters: usize,
+    min_survivors: usize,
+) -> Option<Selection> {
     let cands: Vec<&Candidate> = candidates.iter().filter(|c| sane(c)).collect();
     if cands.is_empty() {
         return None;
     }
-    let (low, high) = intersection(&cands)?;
+    let (low, high) = intersection(&cands, voters)?;
     let mut truechimers: Vec<&Candidate> = cands
         .iter()
         .copied()
-        .filter(|c| c.offset + c.root_distance >= low && c.offset - c.root_distance <= high)
+        .filter(|c| c.offset >= low && c.offset <= high)
         .collect();
     if truechimers.is_empty() {
         return None;
@@ -267,5 +301,32 @@ mod tests {
         assert_eq!(sel.truechimers.len(), 4);
         assert_eq!(sel.survivors.len(), 3);
         assert!(!sel.survivors.contains(&3));
+    }
+
+    #[test]
+    fn two_agreeing_of_five_voters_are_no_majority() {
+        // Falsetickers 3 of 5: only the two agreeing sources are measurable yet.
+        let cands = [c(0, -0.050, 0.002), c(1, -0.050, 0.002), c(3, 1.95, 0.003)];
+        assert!(
+            select(&cands, 1).is_some(),
+            "2 of 3 candidates is a majority"
+        );
+        assert!(select_among(&cands, 5, 1).is_none(), "2 of 5 voters is not");
+        assert!(majority_interval(&cands, 5).is_none());
+        // Three agreeing of five voters are.
+        let cands = [c(0, 0.0, 0.002), c(1, 0.0005, 0.002), c(2, -0.0005, 0.002)];
+        let sel = select_among(&cands, 5, 1).unwrap();
+        assert_eq!(sel.truechimers.len(), 3);
+    }
+
+    #[test]
+    fn a_wide_interval_reaching_the_majority_is_still_a_falseticker() {
+        // A server that jumped 120 ms: the jump in its register widens its interval so much
+        // that it covers the honest pair, but its offset lies outside their intersection.
+        let cands = [c(0, 0.0, 0.0005), c(1, 0.0001, 0.0005), c(2, 0.120, 0.125)];
+        let sel = select(&cands, 3).unwrap();
+        assert_eq!(sel.truechimers.len(), 2);
+        assert!(!sel.survivors.contains(&2));
+        assert!(sel.offset.abs() < 0.0002, "combined {}", sel.offset);
     }
 }

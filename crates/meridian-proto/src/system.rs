@@ -13,8 +13,8 @@ use crate::auth::Received;
 use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
 use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
 use crate::entropy::Entropy;
-use crate::filter::{ClockFilter, PeerEstimate, Sample};
-use crate::select::{select, Candidate};
+use crate::filter::{ClockFilter, PeerEstimate, Sample, NSTAGE};
+use crate::select::{majority_interval, select_among, Candidate};
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
 use crate::wire::{Leap, ReferenceId};
@@ -480,6 +480,11 @@ impl System {
     /// Selection, clustering, combining and the discipline (RFC 5905 clock_select/update).
     fn clock_update(&mut self, now: Mono, local_now: NtpTimestamp) -> ClockAdjustment {
         let mut candidates = Vec::new();
+        // Per candidate: configured (not a dynamic association).
+        let mut configured = Vec::new();
+        // Sources heard and synchronized but not measurable yet (a filter still filling, so
+        // too distant): they count against every cluster. (configured, dynamic)
+        let mut pending = (0, 0);
         let own_refids = &self.own_refids;
         for (i, slot) in self.sources.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
@@ -494,13 +499,23 @@ impl System {
             if s.association.reach() == 0
                 || peer.stratum == 0
                 || peer.stratum >= 16
-                || dist >= MAX_DISTANCE
                 // Synchronized to us (RFC 5905 TEST12, a timing loop).
                 || (peer.stratum > 1 && own_refids.contains(&peer.reference_id))
             {
                 continue;
             }
+            if dist >= MAX_DISTANCE {
+                if s.filter.samples().count() < NSTAGE {
+                    if s.association.configured() {
+                        pending.0 += 1;
+                    } else {
+                        pending.1 += 1;
+                    }
+                }
+                continue;
+            }
             s.flags.candidate = true;
+            configured.push(s.association.configured());
             // The correctness interval for intersection: the path's asymmetry bound (half
             // the delays), the server's own dispersion, and this source's measured spread.
             // Not the RFC register dispersion: in a young filter its empty stages make every
@@ -523,7 +538,7 @@ impl System {
         if self.vars.last_update.is_none() && !self.start_quorum(candidates.len()) {
             return ClockAdjustment::None;
         }
-        let Some(selection) = select(&candidates, CLUSTER_MIN) else {
+        let Some(selection) = self.select_with_precedence(&candidates, &configured, pending) else {
             return ClockAdjustment::None;
         };
         if selection.survivors.len() < self.config.min_survivors.max(1) {
@@ -622,6 +637,48 @@ impl System {
         adjustment
     }
 
+    /// Selection where configured sources take precedence over dynamic ones (symmetric
+    /// passive, broadcast): when the configured candidates alone agree as a majority of the
+    /// configured voters, a dynamic candidate joins only if its interval meets theirs, so any
+    /// number of dynamic sources agreeing on another time cannot outvote the configured ones.
+    /// Without such a configured majority, every source votes alike. `configured[k]` tells
+    /// whether `candidates[k]` is configured; `pending` counts heard but not yet measurable
+    /// (configured, dynamic) sources, which vote against every cluster.
+    fn select_with_precedence(
+        &self,
+        candidates: &[Candidate],
+        configured: &[bool],
+        pending: (usize, usize),
+    ) -> Option<crate::select::Selection> {
+        let own: Vec<Candidate> = candidates
+            .iter()
+            .zip(configured)
+            .filter(|(_, &c)| c)
+            .map(|(c, _)| *c)
+            .collect();
+        let own_voters = own.len() + pending.0;
+        if own.len() < candidates.len() {
+            if let Some((low, high)) = majority_interval(&own, own_voters) {
+                let admitted: Vec<Candidate> = candidates
+                    .iter()
+                    .zip(configured)
+                    .filter(|(c, &conf)| {
+                        conf || (c.offset + c.root_distance >= low
+                            && c.offset - c.root_distance <= high)
+                    })
+                    .map(|(c, _)| *c)
+                    .collect();
+                let voters = admitted.len() + pending.0;
+                return select_among(&admitted, voters, CLUSTER_MIN);
+            }
+        }
+        select_among(
+            candidates,
+            candidates.len() + pending.0 + pending.1,
+            CLUSTER_MIN,
+        )
+    }
+
     /// Poll adaptation: poll as seldom as the clock allows. From the discipline's model,
     /// the clock's error can grow between two samples T apart by about
     /// `g(T) = sd(frequency) * T + sqrt(wander * T^3 / 3)` (a frequency error, plus a random
@@ -667,6 +724,30 @@ impl System {
         for s in self.sources.iter_mut().flatten() {
             s.association.set_system_poll(self.vars.poll);
         }
+    }
+
+    /// The clock was stepped by `step` seconds (positive: forward) by someone else: an
+    /// administrator's `date -s`, a VM resumed from a snapshot, another program. The owner
+    /// detects it (the daemon compares CLOCK_REALTIME with CLOCK_MONOTONIC_RAW between loop
+    /// iterations) and says so here. Every stored sample and local timestamp is moved with
+    /// the clock, as for a step of our own, so the sources stay selectable and the next
+    /// samples agree with the stored ones; the discipline then sees the new offset like any
+    /// other (a big one is a spike until it persists over the spike interval, then it is
+    /// stepped back). Without this the pre-step samples would make every source look
+    /// jittery and keep it unselectable until they aged out of the register.
+    ///
+    /// A step of one second while a leap second is announced is the kernel executing it,
+    /// not an external step: ignored. Returns whether the step was taken into account.
+    pub fn handle_external_step(&mut self, step: f64) -> bool {
+        if !step.is_finite() || step == 0.0 {
+            return false;
+        }
+        let leap_pending = matches!(self.vars.leap, Leap::AddSecond | Leap::DeleteSecond);
+        if leap_pending && (step.abs() - 1.0).abs() < 0.1 {
+            return false;
+        }
+        self.apply_step(step);
+        true
     }
 
     /// The clock was stepped by `step` seconds: move every stored local timestamp with it.

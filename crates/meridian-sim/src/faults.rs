@@ -141,6 +141,14 @@ impl Simulation {
         self.nodes[node].clock.step(seconds);
     }
 
+    /// An external step of `node`'s clock (see [`Self::step_clock`]) that the node notices as
+    /// the daemon does (CLOCK_REALTIME moved against CLOCK_MONOTONIC_RAW) and reports to its
+    /// core through the same input, [`meridian_proto::system::System::handle_external_step`].
+    pub fn external_step(&mut self, node: usize, seconds: f64) {
+        self.step_clock(node, seconds);
+        self.nodes[node].system.handle_external_step(seconds);
+    }
+
     /// Delays after which the copies of one packet sent now from `from` reach `to`; empty
     /// when it is lost (loss, link down, either end away).
     pub(crate) fn transit(&mut self, from: usize, to: usize) -> Vec<f64> {

@@ -120,7 +120,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Report {
         }
         sim.run(t, every, |sim| rec.observe(sim));
         match action {
-            Action::Step { node, seconds } => sim.step_clock(node, seconds),
+            Action::Step { node, seconds } => sim.external_step(node, seconds),
             Action::Leap { node, seconds } => {
                 sim.step_clock(node, seconds);
                 rec.utc_shift += seconds;

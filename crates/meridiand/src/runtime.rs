@@ -3,6 +3,7 @@
 //! the daemon owns. Nothing here blocks except poll(2) itself, so the daemon runs unchanged
 //! under the clknetsim simulator.
 
+use crate::clock::stepwatch::StepWatch;
 use crate::clock::{Clock, SyncStatus};
 use crate::config::{ClockDriverKind, Config};
 use crate::control::ControlServer;
@@ -110,6 +111,8 @@ pub struct Runtime {
     rng: OsEntropy,
     next_drift_write: Mono,
     next_interface_check: Mono,
+    /// Notices steps of the clock made behind the daemon's back.
+    step_watch: StepWatch,
 }
 
 impl Runtime {
@@ -191,6 +194,7 @@ impl Runtime {
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
             next_interface_check: now + INTERFACE_CHECK,
+            step_watch: StepWatch::new(),
         })
     }
 
@@ -214,6 +218,7 @@ impl Runtime {
             let wait = deadline.saturating_since(now);
             self.wait_and_dispatch(wait)?;
             now = mono_now();
+            self.check_external_step(now);
             if now >= deadline {
                 self.on_timeout(now);
             }
@@ -299,6 +304,24 @@ impl Runtime {
         Ok(())
     }
 
+    /// Compares the clock with CLOCK_MONOTONIC_RAW since the last loop iteration: a jump the
+    /// daemon did not make (someone set the clock) is passed to the core, which moves its
+    /// stored samples with it.
+    fn check_external_step(&mut self, now: Mono) {
+        let (clock_now, ppm) = (self.clock.now(), self.clock.frequency_ppm());
+        if let Some(jump) = self.step_watch.check(now, clock_now, ppm) {
+            let taken = self.system.handle_external_step(jump);
+            crate::warn!(
+                "the clock was stepped by {jump:+.6} s outside meridiand{}",
+                if taken {
+                    ""
+                } else {
+                    " (a leap second: ignored)"
+                }
+            );
+        }
+    }
+
     /// Sends the requests that are due, each through its instance, and runs the upkeep.
     fn on_timeout(&mut self, now: Mono) {
         let end_of_slew = self.system.handle_clock_timeout(now);
@@ -378,6 +401,9 @@ impl Runtime {
         if let Err(e) = result {
             crate::error!("clock adjustment failed: {e}");
         }
+        // Our own step or frequency change: not something to report as external.
+        self.step_watch
+            .rebase(mono_now(), self.clock.now(), self.clock.frequency_ppm());
         let vars = self.system.vars();
         let status = SyncStatus {
             synchronized: self.system.synchronized(),

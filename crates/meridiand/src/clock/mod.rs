@@ -6,6 +6,7 @@
 
 mod readonly;
 mod simulated;
+pub mod stepwatch;
 mod system;
 pub mod timex;
 
