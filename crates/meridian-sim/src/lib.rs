@@ -109,7 +109,8 @@ enum EventKind {
         source: SourceId,
         bytes: Vec<u8>,
     },
-    /// A symmetric packet (mode 1 or 2) from node `from` reaches node `to`.
+    /// A packet between peers (mode 1 or 2, or a calibration request or its mode 4 reply)
+    /// from node `from` reaches node `to`.
     Symmetric {
         to: usize,
         from: usize,
@@ -472,6 +473,12 @@ impl Simulation {
                 let Ok(packet) = wire::parse(&bytes) else {
                     return;
                 };
+                if packet.header.mode == wire::Mode::Client {
+                    // An active peer's calibration request: the server path answers it from
+                    // the NTP port, as the daemon does (no access control in the simulator).
+                    self.serve_peer_request(to, from, &bytes);
+                    return;
+                }
                 let route = n.peers.iter().find(|(_, p)| *p == from).map(|(s, _)| *s);
                 let reply = match route {
                     Some(id) => {
@@ -553,6 +560,30 @@ impl Simulation {
 }
 
 impl Simulation {
+    /// A mode 3 request from peer node `from` at node `to`: the server path answers it with
+    /// mode 4 over the symmetric route, where `from`'s active association takes it as its
+    /// calibration reply.
+    fn serve_peer_request(&mut self, to: usize, from: usize, bytes: &[u8]) {
+        let now = self.now;
+        let n = &mut self.nodes[to];
+        let rx = n.clock.read(now);
+        let state = self
+            .faults
+            .server_state(to, now, n.system.server_state(mono(now)));
+        let clock = n.clock.clone();
+        let mut out = [0u8; wire::HEADER_LEN];
+        if let Ok(len) = server::respond(
+            bytes,
+            rx,
+            &state,
+            &mut self.rng,
+            || clock.read(now),
+            &mut out,
+        ) {
+            self.send_symmetric(to, from, out[..len].to_vec());
+        }
+    }
+
     /// Sends the mode 5 packets of `node` that are due, to every listener over its link.
     fn broadcast_due(&mut self, node: usize, local: meridian_proto::time::NtpTimestamp) {
         let now = self.now;

@@ -1,7 +1,9 @@
 //! Deterministic simulations of two symmetric peers through the real protocol core: the peer
 //! with the lower stratum (a local reference at stratum 3) synchronizes the other, whichever
-//! side is active, and its own clock never moves; two unsynchronized peers stay so.
+//! side is active, and its own clock never moves; two unsynchronized peers stay so. The active
+//! side first calibrates with mode 3/4 (the other node's server path answers it).
 
+use meridian_proto::peer::{Calibration, PeerRole};
 use meridian_sim::{client_config, Link, NodeSpec, OffsetStats, Simulation};
 
 struct Outcome {
@@ -9,6 +11,19 @@ struct Outcome {
     follower_after: OffsetStats,
     reference_steps: u32,
     follower_synchronized: bool,
+    /// Where the active association stands at the end, and the passive one's calibration.
+    active_calibration: Option<Calibration>,
+    passive_calibration: Option<Calibration>,
+}
+
+/// The calibration of `node`'s symmetric association with role `role`.
+fn calibration(sim: &Simulation, node: usize, role: PeerRole) -> Option<Calibration> {
+    let system = &sim.nodes[node].system;
+    let peer = sim.nodes[node].peers.iter().find_map(|&(id, _)| {
+        let p = system.source(id)?.association.as_peer()?;
+        (p.role() == role).then_some(p)
+    });
+    peer.expect("the association exists").calibration()
 }
 
 /// Node 0 has the local reference; node 1 starts 0.8 s off at 20 ppm. `follower_active`:
@@ -26,11 +41,12 @@ fn run(seed: u64, follower_active: bool) -> Outcome {
     });
     sim.set_link(reference, follower, Link::lan(0.0005, 0.00005));
     let config = client_config(2, 4, true);
-    if follower_active {
-        sim.add_peer(follower, reference, config);
+    let (active, passive) = if follower_active {
+        (follower, reference)
     } else {
-        sim.add_peer(reference, follower, config);
-    }
+        (reference, follower)
+    };
+    sim.add_peer(active, passive, config);
     let (mut reference_series, mut follower_series) = (Vec::new(), Vec::new());
     sim.run(3.0 * 3600.0, 1.0, |sim| {
         reference_series.push(sim.error(reference));
@@ -43,6 +59,8 @@ fn run(seed: u64, follower_active: bool) -> Outcome {
         follower_after: OffsetStats::of(&follower_series),
         reference_steps: sim.nodes[reference].steps,
         follower_synchronized: sim.nodes[follower].system.synchronized(),
+        active_calibration: calibration(&sim, active, PeerRole::Active),
+        passive_calibration: calibration(&sim, passive, PeerRole::Passive),
     }
 }
 
@@ -55,6 +73,15 @@ fn check(follower_active: bool) {
             o.follower_after.rms * 1e6,
             o.follower_after.max_abs * 1e6,
             o.reference_error.max_abs * 1e6
+        );
+        assert_eq!(
+            o.active_calibration,
+            Some(Calibration::Done),
+            "the passive node's server path answered the mode 3 requests"
+        );
+        assert_eq!(
+            o.passive_calibration, None,
+            "the passive side never calibrates"
         );
         assert!(o.follower_synchronized);
         assert!(o.follower_after.max_abs < 1e-3, "follower within 1 ms");
