@@ -1,5 +1,11 @@
 //! The admission gate in front of the server path: cheapest checks first (the mode byte),
 //! then the access right of the source, then its rate. Pure: time and randomness come in.
+//!
+//! A symmetric active (mode 1) packet from a source that holds a right, but one without
+//! peering (`server`, `synchronization`, `query`), is refused with an RSTR kiss (RFC 5905
+//! section 7.4: access denied by local policy) so that a misconfigured active peer stops
+//! instead of polling us for ever; the kiss is charged to the source's rate and not sent
+//! over it. Sources without any right get nothing, whatever the mode.
 
 use crate::access::{AccessDenied, AccessPolicy, Right};
 use crate::entropy::Entropy;
@@ -28,6 +34,9 @@ pub enum GateDrop {
     Access(AccessDenied),
     /// Over its rate, not leaked, no kiss.
     RateLimited,
+    /// A mode 1 packet from a source whose right (the one given) does not allow peering,
+    /// within its rate: answer with an RSTR kiss ([`crate::ratelimit::kiss`]).
+    PeerRestricted(Right),
 }
 
 impl GateDrop {
@@ -37,6 +46,7 @@ impl GateDrop {
             GateDrop::Malformed => "malformed",
             GateDrop::Access(a) => a.as_str(),
             GateDrop::RateLimited => "rate-limited",
+            GateDrop::PeerRestricted(_) => "rstr-kod",
         }
     }
 }
@@ -76,15 +86,29 @@ impl ServerGate {
     ) -> Result<Admitted, GateDrop> {
         let first = *request.first().ok_or(GateDrop::Malformed)?;
         let mode = Mode::from_bits(first & 7);
-        let right = self.policy.check(source, mode).map_err(GateDrop::Access)?;
-        let rate = match self.limiter.as_mut() {
-            Some(l) => l.check(source, now, rng),
-            None => RateVerdict::Pass,
+        let right = match self.policy.check(source, mode) {
+            Ok(right) => right,
+            Err(AccessDenied::NotAllowed(right)) if mode == Mode::SymmetricActive => {
+                // A source we serve otherwise, asking to peer: RSTR, within its rate.
+                return Err(match self.rate(source, now, rng) {
+                    RateVerdict::Pass | RateVerdict::Leak => GateDrop::PeerRestricted(right),
+                    RateVerdict::Kiss | RateVerdict::Drop => GateDrop::RateLimited,
+                });
+            }
+            Err(denied) => return Err(GateDrop::Access(denied)),
         };
+        let rate = self.rate(source, now, rng);
         if rate == RateVerdict::Drop {
             return Err(GateDrop::RateLimited);
         }
         Ok(Admitted { right, mode, rate })
+    }
+
+    fn rate(&mut self, source: IpAddr, now: Mono, rng: &mut dyn Entropy) -> RateVerdict {
+        match self.limiter.as_mut() {
+            Some(l) => l.check(source, now, rng),
+            None => RateVerdict::Pass,
+        }
     }
 }
 
@@ -228,3 +252,7 @@ mod tests {
 #[cfg(test)]
 #[path = "gate_g4_tests.rs"]
 mod g4_tests;
+
+#[cfg(test)]
+#[path = "gate_kod_tests.rs"]
+mod kod_tests;

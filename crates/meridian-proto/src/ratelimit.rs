@@ -48,7 +48,8 @@ pub enum RateVerdict {
     Pass,
     /// Over the rate, but answered anyway (the random leak).
     Leak,
-    /// Over the rate: answer with a RATE Kiss-o'-Death instead (only to mode 3 requests).
+    /// Over the rate: answer with a RATE Kiss-o'-Death instead (only to mode 3 requests and
+    /// mode 1 packets).
     Kiss,
     /// Over the rate: no answer.
     Drop,
@@ -182,14 +183,28 @@ fn one_in(n: u32, rng: &mut dyn Entropy) -> bool {
     n != 0 && rng.next_u64().is_multiple_of(u64::from(n))
 }
 
-/// Builds a RATE Kiss-o'-Death for a mode 3 request: LI 3, stratum 0, refid "RATE", the
-/// request's transmit timestamp as origin and no time of ours (receive and transmit carry
-/// the same value). The poll field asks for at least `interval`. Returns its length (48,
-/// never more than the request); `None` when the request is malformed or not mode 3 (no
-/// kiss in reply to mode 4 or 5, nor to anything but a client request).
+/// Builds a RATE Kiss-o'-Death for a mode 3 request or a symmetric active (mode 1) packet:
+/// LI 3, stratum 0, refid "RATE", the request's transmit timestamp as origin and no time of
+/// ours (receive and transmit carry the same value). The poll field asks for at least
+/// `interval`. Returns its length (48, never more than the request); `None` when the request
+/// is malformed or neither mode 3 nor mode 1 (no kiss in reply to modes 2, 4 or 5).
 pub fn rate_kiss(request: &[u8], interval: Duration, out: &mut [u8]) -> Option<usize> {
+    kiss(request, ReferenceId::KISS_RATE, interval, out)
+}
+
+/// Builds a Kiss-o'-Death with `code` for a mode 3 request or a mode 1 packet, as
+/// [`rate_kiss`] does. The kiss is always mode 4, whatever the request: that is the mode in
+/// which clients and peers recognize a kiss (RFC 5905 section 7.4 defines kisses as server
+/// answers; ntpd only acts on a mode 4 kiss), and it names no association of ours, so it can
+/// never be taken for a symmetric packet. `interval` is the shortest poll the kiss asks for.
+pub fn kiss(
+    request: &[u8],
+    code: ReferenceId,
+    interval: Duration,
+    out: &mut [u8],
+) -> Option<usize> {
     let req = wire::parse(request).ok()?.header;
-    if req.mode != Mode::Client {
+    if !matches!(req.mode, Mode::Client | Mode::SymmetricActive) {
         return None;
     }
     let out: &mut [u8; HEADER_LEN] = out.get_mut(..HEADER_LEN)?.try_into().ok()?;
@@ -204,7 +219,7 @@ pub fn rate_kiss(request: &[u8], interval: Duration, out: &mut [u8]) -> Option<u
         precision: 0,
         root_delay: Default::default(),
         root_dispersion: Default::default(),
-        reference_id: ReferenceId::KISS_RATE,
+        reference_id: code,
         reference_ts: Default::default(),
         origin_ts: req.transmit_ts,
         receive_ts: req.transmit_ts,

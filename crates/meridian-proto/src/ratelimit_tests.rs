@@ -213,21 +213,22 @@ fn request(version: u8, mode: u8, poll: i8) -> Vec<u8> {
 }
 
 #[test]
-fn rate_kiss_only_for_client_requests() {
+fn rate_kiss_only_for_client_requests_and_symmetric_active_packets() {
     for version in 0..8u8 {
         for mode in 0..8u8 {
             let req = request(version, mode, 4);
             let mut out = [0u8; 64];
             let r = rate_kiss(&req, Duration::from_secs(8), &mut out);
-            if (1..=4).contains(&version) && mode == 3 {
-                let n = r.expect("kiss for a mode 3 request");
+            if (1..=4).contains(&version) && (mode == 3 || mode == 1) {
+                let n = r.expect("kiss for a mode 3 request or a mode 1 packet");
                 assert!(n <= req.len());
                 let h = wire::parse(&out[..n]).unwrap().header;
                 assert!(h.is_kiss());
                 assert_eq!(h.kiss_code(), Some(ReferenceId::KISS_RATE));
                 assert_eq!(
                     (h.mode, h.version, h.leap),
-                    (Mode::Server, version, Leap::Unsynchronized)
+                    (Mode::Server, version, Leap::Unsynchronized),
+                    "always mode 4, also to mode 1"
                 );
                 assert_eq!(h.origin_ts.to_bits(), 0x0123_4567_89ab_cdef);
                 assert!(h.poll >= 3, "asks for at least the 8 s interval");

@@ -10,7 +10,7 @@ use meridian_proto::access::{self, AccessPolicy};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::entropy::Entropy;
-use meridian_proto::gate::ServerGate;
+use meridian_proto::gate::{GateDrop, ServerGate};
 use meridian_proto::keys::KeyTable;
 use meridian_proto::ratelimit::{self, RateVerdict};
 use meridian_proto::server::{self, DropReason};
@@ -398,7 +398,8 @@ impl Instance {
 
     /// The checks in front of `respond`, cheapest first: interface receive switch, loopback
     /// source on a real interface, access right, rate. Returns whether to go on; a drop is
-    /// counted with its reason, a RATE kiss is sent here (and counted as `rate-kod`).
+    /// counted with its reason, a RATE kiss is sent here (and counted as `rate-kod`), as is
+    /// the RSTR kiss for a mode 1 packet from a source without the `peer` right (`rstr-kod`).
     fn admit(
         &mut self,
         index: usize,
@@ -425,25 +426,35 @@ impl Instance {
         {
             return drop(&mut self.counters, "loopback-spoofed");
         }
-        let admitted = match self.gate.admit(source, request, now, rng) {
-            Ok(a) => a,
+        let code = match self.gate.admit(source, request, now, rng) {
+            Ok(a) if a.rate != RateVerdict::Kiss => return true,
+            Ok(_) => ReferenceId::KISS_RATE,
+            Err(GateDrop::PeerRestricted(_)) => ReferenceId::KISS_RSTR,
             Err(reason) => return drop(&mut self.counters, reason.as_str()),
         };
-        if admitted.rate != RateVerdict::Kiss {
-            return true;
-        }
-        let interval = self
-            .gate
-            .limiter()
-            .map_or(std::time::Duration::ZERO, |l| l.config().interval);
+        let interval = match code {
+            ReferenceId::KISS_RATE => self
+                .gate
+                .limiter()
+                .map_or(std::time::Duration::ZERO, |l| l.config().interval),
+            _ => std::time::Duration::ZERO,
+        };
         let mut out = [0u8; wire::HEADER_LEN];
-        let Some(len) = ratelimit::rate_kiss(request, interval, &mut out) else {
-            return drop(&mut self.counters, "rate-limited");
+        let Some(len) = ratelimit::kiss(request, code, interval, &mut out) else {
+            let reason = match code {
+                ReferenceId::KISS_RATE => "rate-limited",
+                _ => "access-restricted",
+            };
+            return drop(&mut self.counters, reason);
         };
         if let Err(e) = self.servers[index].send(&out[..len], Some(meta.source), meta.destination) {
             crate::debug!("kiss to {} failed: {e}", meta.source);
         }
-        drop(&mut self.counters, "rate-kod")
+        let reason = match code {
+            ReferenceId::KISS_RATE => "rate-kod",
+            _ => "rstr-kod",
+        };
+        drop(&mut self.counters, reason)
     }
 
     fn client_reply(
