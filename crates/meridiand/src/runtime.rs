@@ -9,6 +9,7 @@ use crate::control::ControlServer;
 use crate::entropy::OsEntropy;
 use crate::instance::{Instance, SocketRef};
 use crate::metrics::{self, MetricsServer, ServerCounterView};
+use crate::shared::{PublishedState, SnapshotCell};
 use crate::{drift, snapshot, startup};
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::gate::ServerGate;
@@ -17,6 +18,7 @@ use meridian_proto::system::System;
 use meridian_proto::time::Mono;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Set by the signal handlers; the only process-wide state, as signals are process-wide.
@@ -110,6 +112,8 @@ pub struct Runtime {
     rng: OsEntropy,
     next_drift_write: Mono,
     next_interface_check: Mono,
+    /// The server state as published to the server threads (`None`: no threads).
+    server_state: Option<Arc<SnapshotCell<PublishedState>>>,
 }
 
 impl Runtime {
@@ -147,6 +151,17 @@ impl Runtime {
             instance.set_server_policy(gate, receive_disabled);
             instance.mode6 = config.control.mode6;
         }
+        let server_state = if config.service.server_threads > 0 {
+            let cell = SnapshotCell::new(PublishedState::of(&system, now));
+            for instance in &mut instances {
+                instance
+                    .start_server_threads(&cell)
+                    .map_err(|e| format!("cannot start the server threads: {e}"))?;
+            }
+            Some(cell)
+        } else {
+            None
+        };
         let metrics = match config.metrics.listen {
             None => None,
             Some(addr) => Some(
@@ -191,6 +206,7 @@ impl Runtime {
             rng,
             next_drift_write: now + DRIFT_INTERVAL,
             next_interface_check: now + INTERFACE_CHECK,
+            server_state,
         })
     }
 
@@ -337,13 +353,35 @@ impl Runtime {
                 self.system.vars().sync
             );
         }
+        if self.server_state.is_some() {
+            for inst in &mut self.instances {
+                inst.refresh_thread_policy(false);
+            }
+        }
+        self.publish_server_state(now);
+    }
+
+    /// Publishes the server state to the server threads, if there are any and it changed
+    /// (more than the root dispersion's regular growth).
+    fn publish_server_state(&self, now: Mono) {
+        let Some(cell) = &self.server_state else {
+            return;
+        };
+        let new = PublishedState::of(&self.system, now);
+        if !cell.load().same_as(&new) {
+            cell.publish(new);
+        }
     }
 
     fn on_socket(&mut self, instance: usize, which: SocketRef) {
         let (system, clock, rng) = (&mut self.system, self.clock.as_ref(), &mut self.rng);
         let adjustments = self.instances[instance].on_readable(which, system, clock, mono_now, rng);
+        let changed = !adjustments.is_empty();
         for adj in adjustments {
             self.apply(adj);
+        }
+        if changed {
+            self.publish_server_state(mono_now());
         }
     }
 
@@ -401,16 +439,14 @@ impl Runtime {
             let sessions = snapshot::sessions(system, instances, now);
             let counters: Vec<ServerCounterView<'_>> = instances
                 .iter()
-                .map(|inst| ServerCounterView {
-                    vpn_instance: inst.name.as_deref(),
-                    received: inst.counters.received,
-                    answered: inst.counters.answered,
-                    dropped: inst
-                        .counters
-                        .dropped
-                        .iter()
-                        .map(|(k, v)| (*k, *v))
-                        .collect(),
+                .map(|inst| {
+                    let c = inst.server_counters();
+                    ServerCounterView {
+                        vpn_instance: inst.name.as_deref(),
+                        received: c.received,
+                        answered: c.answered,
+                        dropped: c.dropped.iter().map(|(k, v)| (*k, *v)).collect(),
+                    }
                 })
                 .collect();
             metrics::render(&status, &sessions, &counters)

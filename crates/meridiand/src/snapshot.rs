@@ -119,7 +119,7 @@ fn server_totals(instances: &[Instance]) -> ServerCountersReport {
         answered: 0,
         dropped: Default::default(),
     };
-    for c in instances.iter().map(|i| &i.counters) {
+    for c in instances.iter().map(Instance::server_counters) {
         total.received += c.received;
         total.answered += c.answered;
         for (reason, n) in &c.dropped {

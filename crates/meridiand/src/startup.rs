@@ -135,6 +135,7 @@ pub fn open_instances(
             serve,
             config.service.port,
             config.service.dscp,
+            usize::from(config.service.server_threads),
             &clients,
             &peers,
             system,

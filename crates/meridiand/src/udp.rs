@@ -145,6 +145,17 @@ impl UdpSocket {
     /// Like [`UdpSocket::bind`], first tying the socket to `device` (a VRF device) when given,
     /// so that even the bind happens in that device's routing domain.
     pub fn bind_on_device(local: SocketAddr, device: Option<&str>) -> io::Result<Self> {
+        Self::bind_shared(local, device, false)
+    }
+
+    /// Like [`UdpSocket::bind_on_device`]; with `reuse_port`, SO_REUSEPORT is set before the
+    /// bind, so that several sockets (of this process's user) share the address and the
+    /// kernel spreads the datagrams over them by a hash of the sender's address and port.
+    pub fn bind_shared(
+        local: SocketAddr,
+        device: Option<&str>,
+        reuse_port: bool,
+    ) -> io::Result<Self> {
         let domain = if local.is_ipv4() {
             libc::AF_INET
         } else {
@@ -172,6 +183,9 @@ impl UdpSocket {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        if reuse_port {
+            setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
         if let Some(device) = device {
             sock.bind_device(device)?;
         }
