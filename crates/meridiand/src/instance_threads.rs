@@ -72,9 +72,10 @@ impl Instance {
         sum
     }
 
-    /// Entries in the rate-limit tables of the main loop and the threads.
-    pub fn rate_limit_entries(&self) -> usize {
-        self.gate.limiter().map_or(0, |l| l.len())
-            + self.pool.as_ref().map_or(0, ServerPool::rate_entries)
+    /// Entries in the rate-limit tables of the main loop and the threads; `None` when rate
+    /// limiting is off.
+    pub fn rate_limit_entries(&self) -> Option<usize> {
+        let main = self.gate.limiter()?.len();
+        Some(main + self.pool.as_ref().map_or(0, ServerPool::rate_entries))
     }
 }

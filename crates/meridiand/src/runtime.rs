@@ -446,6 +446,7 @@ impl Runtime {
                         received: c.received,
                         answered: c.answered,
                         dropped: c.dropped.iter().map(|(k, v)| (*k, *v)).collect(),
+                        rate_limit_entries: inst.rate_limit_entries().map(|n| n as u64),
                     }
                 })
                 .collect();

@@ -114,11 +114,7 @@ pub fn status(
 
 /// The server-path counters summed over every instance (metrics show them per instance).
 fn server_totals(instances: &[Instance]) -> ServerCountersReport {
-    let mut total = ServerCountersReport {
-        received: 0,
-        answered: 0,
-        dropped: Default::default(),
-    };
+    let mut total = ServerCountersReport::default();
     for c in instances.iter().map(Instance::server_counters) {
         total.received += c.received;
         total.answered += c.answered;
@@ -126,6 +122,11 @@ fn server_totals(instances: &[Instance]) -> ServerCountersReport {
             *total.dropped.entry((*reason).to_owned()).or_default() += n;
         }
     }
+    total.rate_limit_entries = instances
+        .iter()
+        .filter_map(Instance::rate_limit_entries)
+        .map(|n| n as u64)
+        .reduce(|a, b| a + b);
     total
 }
 
