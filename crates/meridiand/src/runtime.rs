@@ -151,17 +151,6 @@ impl Runtime {
             instance.set_server_policy(gate, receive_disabled);
             instance.mode6 = config.control.mode6;
         }
-        let server_state = if config.service.server_threads > 0 {
-            let cell = SnapshotCell::new(PublishedState::of(&system, now));
-            for instance in &mut instances {
-                instance
-                    .start_server_threads(&cell)
-                    .map_err(|e| format!("cannot start the server threads: {e}"))?;
-            }
-            Some(cell)
-        } else {
-            None
-        };
         let metrics = match config.metrics.listen {
             None => None,
             Some(addr) => Some(
@@ -180,6 +169,19 @@ impl Runtime {
             }
         };
         drop_privileges(&config);
+        // After the privileges are dropped: capabilities belong to each thread, and a thread
+        // started earlier would keep them all.
+        let server_state = if config.service.server_threads > 0 {
+            let cell = SnapshotCell::new(PublishedState::of(&system, now));
+            for instance in &mut instances {
+                instance
+                    .start_server_threads(&cell)
+                    .map_err(|e| format!("cannot start the server threads: {e}"))?;
+            }
+            Some(cell)
+        } else {
+            None
+        };
         crate::info!(
             "meridiand {} started: clock {}, port {}, {} server(s), {} VPN instance(s){}",
             env!("CARGO_PKG_VERSION"),

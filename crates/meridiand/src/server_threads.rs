@@ -25,7 +25,7 @@ use meridian_proto::wire;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -106,7 +106,7 @@ impl ServerPool {
         let stop = Arc::new(eventfd()?);
         let wake = Arc::new(eventfd()?);
         let policy = SnapshotCell::new(policy);
-        let (tx, handoffs) = mpsc::channel();
+        let (tx, handoffs) = mpsc::sync_channel(HANDOFF_QUEUE);
         let mut pool = Self {
             policy,
             stats: Vec::new(),
@@ -205,6 +205,8 @@ pub fn add_counters(into: &mut ServerCounters, from: &ServerCounters) {
 
 /// Publish the thread's counters at least this often while it is busy.
 const FLUSH_EVERY: u32 = 256;
+/// Datagrams waiting for the main loop, at most (a flood of them is dropped beyond).
+const HANDOFF_QUEUE: usize = 4096;
 
 struct Worker {
     sockets: Vec<UdpSocket>,
@@ -215,7 +217,7 @@ struct Worker {
     stats: Arc<Mutex<ThreadStats>>,
     /// Counted since the last flush into `stats`.
     local: ServerCounters,
-    handoff: Sender<Handoff>,
+    handoff: SyncSender<Handoff>,
     stop: Arc<OwnedFd>,
     wake: Arc<OwnedFd>,
     rng: crate::entropy::OsEntropy,
@@ -223,6 +225,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        block_signals();
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(self.stop.as_raw_fd())
             .chain(self.sockets.iter().map(|s| s.as_raw_fd()))
             .map(|fd| libc::pollfd {
@@ -300,8 +303,14 @@ impl Worker {
                 data: data.to_vec(),
                 meta: *meta,
             };
-            if self.handoff.send(handoff).is_ok() {
-                signal(self.wake.as_raw_fd());
+            match self.handoff.try_send(handoff) {
+                Ok(()) => signal(self.wake.as_raw_fd()),
+                Err(TrySendError::Full(_)) => {
+                    // Counted here, as the main loop never sees it.
+                    self.local.received += 1;
+                    self.drop("main-loop-busy");
+                }
+                Err(TrySendError::Disconnected(_)) => {}
             }
             return;
         }
@@ -403,6 +412,20 @@ impl Worker {
     }
 }
 
+/// Leaves SIGTERM, SIGINT and SIGHUP to the main thread, whose poll(2) they interrupt.
+fn block_signals() {
+    // SAFETY: a zeroed sigset_t initialised by sigemptyset and filled by sigaddset, passed to
+    // pthread_sigmask for the calling thread only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn host_now() -> NtpTimestamp {
     let (s, n) = crate::clock::host_realtime();
     NtpTimestamp::from_unix(s, n)
@@ -416,5 +439,128 @@ fn to_broadcast(destination: Option<IpAddr>, local_broadcasts: &[Ipv4Addr]) -> b
         }
         Some(IpAddr::V6(a)) => a.is_multicast(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::PublishedState;
+    use meridian_proto::access::{rule, AclAction, AclSource};
+    use meridian_proto::server::ServerState;
+    use meridian_proto::wire::{Header, Leap, Mode, ReferenceId};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    fn published(stratum: u8) -> PublishedState {
+        PublishedState {
+            state: ServerState {
+                leap: Leap::None,
+                stratum,
+                precision: -20,
+                poll: 6,
+                root_delay: Default::default(),
+                root_dispersion: Default::default(),
+                reference_id: ReferenceId::LOCL,
+                reference_ts: host_now(),
+            },
+            at: crate::runtime::mono_now(),
+            dispersion_rate: 0,
+        }
+    }
+
+    fn open_policy(epoch: u64) -> ThreadPolicy {
+        ThreadPolicy {
+            policy: AccessPolicy::open(),
+            rate_limit: None,
+            keys: KeyTable::new(),
+            receive_disabled: Vec::new(),
+            local_broadcasts: Vec::new(),
+            gate_epoch: epoch,
+        }
+    }
+
+    /// A client on loopback talking to the pool's one socket.
+    fn client() -> std::net::UdpSocket {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        c
+    }
+
+    fn request() -> Vec<u8> {
+        let mut h = Header::new(Mode::Client);
+        h.transmit_ts = NtpTimestamp::from_bits(0x1234_5678_9abc_def0);
+        h.to_bytes().to_vec()
+    }
+
+    fn exchange(c: &std::net::UdpSocket, to: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
+        c.send_to(data, to).unwrap();
+        let mut buf = [0u8; 512];
+        c.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn pool_answers_with_the_published_state_and_hands_the_rest_over() {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let state = SnapshotCell::new(published(3));
+        let pool =
+            ServerPool::start("t-", vec![vec![socket]], state.clone(), open_policy(0)).unwrap();
+        let c = client();
+
+        let reply = exchange(&c, addr, &request()).expect("answered");
+        let h = Header::parse(reply[..48].try_into().unwrap()).unwrap();
+        assert_eq!((h.mode, h.stratum), (Mode::Server, 3));
+        assert_eq!(h.origin_ts, NtpTimestamp::from_bits(0x1234_5678_9abc_def0));
+        let now = host_now();
+        let off = (h.transmit_ts - now).to_seconds().abs();
+        assert!(off < 0.5, "transmit time {off} s from the host clock");
+
+        // A new state is used from the next request on.
+        state.publish(published(7));
+        let reply = exchange(&c, addr, &request()).expect("answered");
+        assert_eq!(reply[1], 7);
+
+        // Mode 6 (and anything but mode 3) goes to the main loop, untouched.
+        let mode6 = [0x26u8, 0x01, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            exchange(&c, addr, &mode6),
+            None,
+            "a thread does not answer mode 6"
+        );
+        let mut handed = Vec::new();
+        assert!(wait(|| {
+            handed.extend(pool.take_handoffs());
+            !handed.is_empty()
+        }));
+        assert_eq!(handed.len(), 1);
+        assert_eq!(handed[0].data, mode6);
+        assert_eq!(handed[0].server, 0);
+        assert_eq!(handed[0].meta.source, c.local_addr().unwrap());
+
+        // A policy that denies loopback reaches the thread; counters add up.
+        let mut deny = open_policy(1);
+        deny.policy.server = Some(meridian_proto::access::Acl {
+            rules: vec![rule(AclAction::Deny, AclSource::Any)],
+        });
+        pool.publish_policy(deny);
+        assert_eq!(exchange(&c, addr, &request()), None, "denied, yet answered");
+        assert!(wait(|| pool.counters().received == 3));
+        let counters = pool.counters();
+        assert_eq!(counters.answered, 2);
+        assert_eq!(counters.dropped.values().sum::<u64>(), 1, "{counters:?}");
+        drop(pool); // joins the thread: the test would hang if it did not stop
     }
 }

@@ -142,6 +142,21 @@ fn two_server_threads_answer_many_clients_and_leave_the_rest_to_the_main_loop() 
         "threads: {names:?}"
     );
 
+    // The threads hold no capability the main thread dropped.
+    let caps = |task: &str| {
+        std::fs::read_to_string(format!("/proc/{}/task/{task}/status", daemon.pid()))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("CapEff:") || l.starts_with("CapPrm:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let main_caps = caps(&daemon.pid().to_string());
+    for task in std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).unwrap() {
+        let task = task.unwrap().file_name().to_string_lossy().into_owned();
+        assert_eq!(caps(&task), main_caps, "thread {task}");
+    }
+
     // Correct time, several queries (ntpdig uses a new port each time).
     let offset = served_offset(&net, 1, net.host(0).ipv4().into(), 5).expect("ntpdig answer");
     assert!(offset.abs() < 1e-3, "served offset {offset}");
@@ -211,6 +226,27 @@ fn two_server_threads_answer_many_clients_and_leave_the_rest_to_the_main_loop() 
     );
     let denied = dropped(&after, "access-denied") - dropped(&before, "access-denied");
     assert_eq!(denied, sent, "{after}");
+
+    // Rate limiting on (reload): one client address, from 16 ports, sits in at most one
+    // table per socket (main loop and two threads); the status shows the sum.
+    assert!(
+        after["rate_limit_entries"].is_null(),
+        "rate limiting is off: {after}"
+    );
+    write_config(
+        dir.path(),
+        "server",
+        &(acl(permit_any) + "\n[rate-limit]\n"),
+    );
+    let answer = control(&socket, "reload").expect("reload answer");
+    assert_eq!(answer["answer"], "reloaded", "{answer}");
+    let report = load(&load_bin, net.host(1), dir.path(), &server, 300, "limited");
+    assert!(count(&report, "answered") > 0, "{report}");
+    let entries = counters(&socket)["rate_limit_entries"].as_u64();
+    assert!(
+        entries.is_some_and(|n| (1..=3).contains(&n)),
+        "rate-limit entries {entries:?}"
+    );
 
     // Shutdown: the threads stop with the daemon.
     p.stop();
