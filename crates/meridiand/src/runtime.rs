@@ -1,7 +1,9 @@
 //! The daemon's event loop: one thread, poll(2) over every socket, timers from the protocol
 //! core's deadlines. Clock adjustments from the core are executed here, on the one clock
 //! the daemon owns. Nothing here blocks except poll(2) itself, so the daemon runs unchanged
-//! under the clknetsim simulator.
+//! under the clknetsim simulator. With `[service] server-threads` (off by default), extra
+//! threads answer client requests beside the loop (`server_threads.rs`); the loop publishes
+//! the server state for them and handles whatever they hand over.
 
 use crate::clock::{Clock, SyncStatus};
 use crate::config::{ClockDriverKind, Config};
