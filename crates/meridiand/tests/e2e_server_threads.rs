@@ -10,14 +10,15 @@
 
 mod support;
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    binary, control, local_server_config, meridian_load_bin, ntpq_command, require_root,
-    served_offset, start_meridiand, status, temp_dir, wait_synchronized, write_config, Host,
-    TestNet,
+    binary, control, local_server_config, meridian_load_bin, ntpdig_query, ntpq_command,
+    require_root, served_offset, start_meridiand, status, temp_dir, wait_synchronized,
+    write_config, Host, TestNet,
 };
 
 /// Sends one mode 6 READSTAT from each of `n` fresh sockets (so from `n` source ports) and
@@ -252,4 +253,70 @@ fn two_server_threads_answer_many_clients_and_leave_the_rest_to_the_main_loop() 
     p.stop();
     let exit = daemon.stop().expect("exit status");
     assert!(exit.success(), "{exit:?}: {}", daemon.log());
+}
+
+#[test]
+fn server_threads_serve_inside_a_vpn_instance_namespace() {
+    let test = "server_threads_serve_inside_a_vpn_instance_namespace";
+    if !require_root(test) || binary(test, "ntpdig").is_none() {
+        return;
+    }
+    let Some(load_bin) = meridian_load_bin(test) else {
+        return;
+    };
+    const CE: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+    const PE_IN_VPN: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+    let dir = temp_dir(test);
+    let mut net = TestNet::new(test, 1);
+    let vpn = net.add_namespace("vpn1");
+    let ce_ns = net.add_namespace("ce1");
+    net.connect(&vpn, "pe0", PE_IN_VPN, &ce_ns, "eth0", CE);
+    let ce = net.host_in(&ce_ns, CE);
+    let body =
+        local_server_config(4).replacen("port = 123\n", "port = 123\nserver-threads = 2\n", 1)
+            + &format!("\n[vpn-instance.vpn1]\nnetns = \"{vpn}\"\n");
+    let (pe, socket) = start_meridiand(net.host(0), dir.path(), "pe", &body);
+    assert!(
+        wait_synchronized(&socket, Duration::from_secs(10)).is_some(),
+        "{}",
+        pe.describe()
+    );
+    // Two threads per instance: the public network's and vpn1's.
+    let names = thread_names(pe.pid());
+    for name in ["server-0", "server-1", "vpn1-server-0", "vpn1-server-1"] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "no thread {name}: {names:?}"
+        );
+    }
+    // Inside the VPN: answered from the PE's address there, by whichever socket.
+    for _ in 0..4 {
+        let a = ntpdig_query(&ce, PE_IN_VPN.into())
+            .unwrap_or_else(|| panic!("no answer in vpn1: {}", pe.describe()));
+        assert_eq!(
+            (a.server.as_str(), a.stratum),
+            (PE_IN_VPN.to_string().as_str(), 4)
+        );
+        assert!(a.offset.abs() < 1e-3, "{a:?}");
+    }
+    let before = counters(&socket);
+    let report = load(
+        &load_bin,
+        &ce,
+        dir.path(),
+        &PE_IN_VPN.to_string(),
+        1000,
+        "vpn-load",
+    );
+    let sent = count(&report, "sent");
+    assert!(sent >= 990, "{report}");
+    assert_eq!(count(&report, "answered"), sent, "{report}");
+    let after = counters(&socket);
+    assert_eq!(
+        count(&after, "answered") - count(&before, "answered"),
+        sent,
+        "{after}"
+    );
+    let exit = pe.stop().expect("exit status");
+    assert!(exit.success(), "{exit:?}: {}", pe.log());
 }
