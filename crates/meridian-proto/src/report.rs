@@ -44,6 +44,10 @@ pub struct ServerCountersReport {
     /// Datagrams not answered with time, by reason (`access-denied`, `rate-limited`,
     /// `rate-kod` = answered with a RATE kiss, `interface-disabled`, ...).
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Clients held in the rate-limit tables, summed over the instances (and server
+    /// threads); absent when rate limiting is off, and from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_entries: Option<u64>,
 }
 
 /// One entry of `meridianctl sessions`.

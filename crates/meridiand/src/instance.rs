@@ -5,7 +5,8 @@
 //! (instance, address). Clock adjustments go back to the runtime, which owns the clock.
 
 use crate::clock::Clock;
-use crate::udp::{RecvMeta, UdpSocket};
+use crate::server_threads::ServerPool;
+use crate::udp::{PortShare, RecvMeta, UdpSocket};
 use meridian_proto::access::{self, AccessPolicy};
 use meridian_proto::client::ClientConfig;
 use meridian_proto::discipline::ClockAdjustment;
@@ -24,7 +25,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 /// Receive buffer: NTP packets with extension fields stay well below this; longer datagrams
 /// are reported truncated and dropped as malformed.
-const RECV_BUF: usize = 2048;
+pub(crate) const RECV_BUF: usize = 2048;
 
 /// A client association as configured, with its address resolved.
 #[derive(Clone, Debug)]
@@ -65,6 +66,8 @@ pub struct ServerCounters {
 pub enum SocketRef {
     Server(usize),
     Client(usize),
+    /// The eventfd of the server threads: datagrams they handed over are waiting.
+    Handoff,
 }
 
 /// Where an instance's sockets live.
@@ -103,6 +106,10 @@ pub struct Instance {
     bcast: bcast::BroadcastState,
     /// `[service] source-interface`: the default source interface of client associations.
     pub source_interface: Option<String>,
+    /// `[service] server-threads`: the threads' sockets, per thread one per server socket,
+    /// until the threads start (then owned by `pool`).
+    thread_sockets: Vec<Vec<UdpSocket>>,
+    pool: Option<ServerPool>,
 }
 
 impl Instance {
@@ -120,6 +127,7 @@ impl Instance {
         port: u16,
         share_port: bool,
         dscp: u8,
+        server_threads: usize,
         clients: &[ClientSpec],
         peer_specs: &[ClientSpec],
         system: &mut System,
@@ -139,12 +147,16 @@ impl Instance {
             .map(|n| format!(" in VPN instance {n}"))
             .unwrap_or_default();
         let mut servers = Vec::new();
+        let shared = server_threads > 0 && serve;
         // Symmetric peers send from the NTP port, so they need the server sockets too.
         if serve || !peer_specs.is_empty() {
             let v4 = UdpSocket::bind_shared(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                 device,
-                share_port,
+                PortShare {
+                    reuse_address: share_port,
+                    reuse_port: shared,
+                },
             )
             .map_err(|e| {
                 io::Error::new(
@@ -156,7 +168,10 @@ impl Instance {
             match UdpSocket::bind_shared(
                 SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
                 device,
-                share_port,
+                PortShare {
+                    reuse_address: share_port,
+                    reuse_port: shared,
+                },
             ) {
                 Ok(s) => servers.push(s),
                 Err(e) => crate::warn!("no IPv6 server socket on port {port}{label}: {e}"),
@@ -166,6 +181,30 @@ impl Instance {
             s.set_dscp(dscp)?;
         }
         let prefix = name.as_ref().map(|n| format!("[{n}] ")).unwrap_or_default();
+        let mut thread_sockets = Vec::new();
+        for _ in 0..if shared { server_threads } else { 0 } {
+            let mut per_thread = Vec::new();
+            for main in &servers {
+                let local = main.local_addr()?;
+                let s = UdpSocket::bind_shared(
+                    local,
+                    device,
+                    PortShare {
+                        reuse_address: share_port,
+                        reuse_port: true,
+                    },
+                )
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot open a server thread's socket on {local}{label}: {e}"),
+                    )
+                })?;
+                s.set_dscp(dscp)?;
+                per_thread.push(s);
+            }
+            thread_sockets.push(per_thread);
+        }
         let mut sockets = Vec::new();
         for spec in clients {
             // Bound to the unspecified address for now; `refresh_sources` then moves it to
@@ -211,6 +250,8 @@ impl Instance {
             auth_enabled: false,
             bcast: bcast::BroadcastState::default(),
             source_interface: None,
+            thread_sockets,
+            pool: None,
         })
     }
 
@@ -237,7 +278,8 @@ impl Instance {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| Some((c.socket.as_ref()?.as_raw_fd(), SocketRef::Client(i))));
-        servers.chain(clients)
+        let handoff = self.pool.iter().map(|p| (p.wake_fd(), SocketRef::Handoff));
+        servers.chain(clients).chain(handoff)
     }
 
     /// Reads everything waiting on one socket. Client replies may yield clock adjustments.
@@ -250,6 +292,27 @@ impl Instance {
         rng: &mut dyn Entropy,
     ) -> Vec<ClockAdjustment> {
         let mut adjustments = Vec::new();
+        if which == SocketRef::Handoff {
+            let handoffs = self.pool.as_ref().map(|p| p.take_handoffs());
+            for h in handoffs.into_iter().flatten() {
+                let rx_local = match h.meta.timestamp {
+                    Some((secs, nanos)) => clock.from_realtime(secs, nanos),
+                    None => clock.now(),
+                };
+                let adj = self.server_datagram(
+                    h.server,
+                    &h.data,
+                    &h.meta,
+                    rx_local,
+                    system,
+                    clock,
+                    mono(),
+                    rng,
+                );
+                adjustments.extend(adj);
+            }
+            return adjustments;
+        }
         let mut buf = [0u8; RECV_BUF];
         loop {
             let socket = match which {
@@ -258,6 +321,7 @@ impl Instance {
                     Some(s) => s,
                     None => break,
                 },
+                SocketRef::Handoff => break,
             };
             let meta = match socket.recv(&mut buf) {
                 Ok(Some(meta)) => meta,
@@ -273,22 +337,12 @@ impl Instance {
             };
             let data = &buf[..meta.len.min(RECV_BUF)];
             match which {
-                SocketRef::Server(i) if self.is_peer_answer(data, &meta) => {
-                    // A configured peer's mode 4 answer to its calibration request.
-                    let adj = self.symmetric(i, data, &meta, rx_local, system, clock, mono(), rng);
-                    adjustments.extend(adj);
-                }
-                SocketRef::Server(_) if bcast::is_broadcast_mode(data) => {
-                    let adj = self.broadcast_packet(data, &meta, rx_local, system, mono());
-                    adjustments.extend(adj);
-                }
-                SocketRef::Server(i) if peers::is_symmetric(data) => {
-                    let adj = self.symmetric(i, data, &meta, rx_local, system, clock, mono(), rng);
-                    adjustments.extend(adj);
-                }
                 SocketRef::Server(i) => {
-                    self.serve(i, data, &meta, rx_local, system, clock, mono(), rng)
+                    let adj =
+                        self.server_datagram(i, data, &meta, rx_local, system, clock, mono(), rng);
+                    adjustments.extend(adj);
                 }
+                SocketRef::Handoff => break,
                 SocketRef::Client(i) => {
                     if meta.len > RECV_BUF {
                         continue;
@@ -300,6 +354,33 @@ impl Instance {
             }
         }
         adjustments
+    }
+
+    /// A datagram that arrived on NTP-port socket `index` (or on a server thread's socket of
+    /// the same family, handed over): broadcast, symmetric, or for the server path.
+    #[allow(clippy::too_many_arguments)]
+    fn server_datagram(
+        &mut self,
+        index: usize,
+        data: &[u8],
+        meta: &RecvMeta,
+        rx_local: NtpTimestamp,
+        system: &mut System,
+        clock: &dyn Clock,
+        now: Mono,
+        rng: &mut dyn Entropy,
+    ) -> Option<ClockAdjustment> {
+        if self.is_peer_answer(data, meta) {
+            // A configured peer's mode 4 answer to its calibration request.
+            self.symmetric(index, data, meta, rx_local, system, clock, now, rng)
+        } else if bcast::is_broadcast_mode(data) {
+            self.broadcast_packet(data, meta, rx_local, system, now)
+        } else if peers::is_symmetric(data) {
+            self.symmetric(index, data, meta, rx_local, system, clock, now, rng)
+        } else {
+            self.serve(index, data, meta, rx_local, system, clock, now, rng);
+            None
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -517,3 +598,6 @@ mod sources;
 #[path = "instance_broadcast.rs"]
 mod bcast;
 pub use bcast::{BroadcastRoute, BroadcastState, Listener, Sender, SenderKind};
+
+#[path = "instance_threads.rs"]
+mod threads;

@@ -286,6 +286,11 @@ impl Instance {
         }
     }
 
+    /// Directed broadcast addresses of the instance's interfaces (as of the last refresh).
+    pub(super) fn local_broadcasts(&self) -> &[Ipv4Addr] {
+        &self.bcast.local_broadcasts
+    }
+
     /// Whether a request's destination is a broadcast or multicast address (never answered).
     pub(super) fn to_broadcast_address(&self, meta: &RecvMeta) -> bool {
         match meta.destination {

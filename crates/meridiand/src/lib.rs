@@ -17,6 +17,8 @@ pub mod mode6;
 pub mod netns;
 pub mod requests;
 pub mod runtime;
+pub mod server_threads;
+pub mod shared;
 pub mod snapshot;
 pub mod srcif;
 pub mod startup;

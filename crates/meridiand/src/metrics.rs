@@ -20,6 +20,8 @@ pub struct ServerCounterView<'a> {
     pub received: u64,
     pub answered: u64,
     pub dropped: Vec<(&'a str, u64)>,
+    /// Clients in the instance's rate-limit tables; `None` when rate limiting is off.
+    pub rate_limit_entries: Option<u64>,
 }
 
 pub struct MetricsServer {
@@ -263,6 +265,21 @@ pub fn render(
                 "meridian_server_drops_total{{vpn_instance=\"{}\",reason=\"{}\"}} {n}",
                 label(c.vpn_instance.unwrap_or("")),
                 label(reason)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_server_rate_limit_entries",
+        "gauge",
+        "clients held in the rate-limit tables",
+    );
+    for c in servers {
+        if let Some(n) = c.rate_limit_entries {
+            let _ = writeln!(
+                out,
+                "meridian_server_rate_limit_entries{{vpn_instance=\"{}\"}} {n}",
+                label(c.vpn_instance.unwrap_or(""))
             );
         }
     }

@@ -1,7 +1,9 @@
 //! The daemon's event loop: one thread, poll(2) over every socket, timers from the protocol
 //! core's deadlines. Clock adjustments from the core are executed here, on the one clock
 //! the daemon owns. Nothing here blocks except poll(2) itself, so the daemon runs unchanged
-//! under the clknetsim simulator.
+//! under the clknetsim simulator. With `[service] server-threads` (off by default), extra
+//! threads answer client requests beside the loop (`server_threads.rs`); the loop publishes
+//! the server state for them and handles whatever they hand over.
 
 use crate::clock::stepwatch::StepWatch;
 use crate::clock::{Clock, SyncStatus};
@@ -10,6 +12,7 @@ use crate::control::ControlServer;
 use crate::entropy::OsEntropy;
 use crate::instance::{Instance, SocketRef};
 use crate::metrics::{self, MetricsServer, ServerCounterView};
+use crate::shared::{PublishedState, SnapshotCell};
 use crate::{drift, snapshot, startup};
 use meridian_proto::discipline::ClockAdjustment;
 use meridian_proto::gate::ServerGate;
@@ -18,6 +21,7 @@ use meridian_proto::system::System;
 use meridian_proto::time::Mono;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Set by the signal handlers; the only process-wide state, as signals are process-wide.
@@ -113,6 +117,8 @@ pub struct Runtime {
     next_interface_check: Mono,
     /// Notices steps of the clock made behind the daemon's back.
     step_watch: StepWatch,
+    /// The server state as published to the server threads (`None`: no threads).
+    server_state: Option<Arc<SnapshotCell<PublishedState>>>,
 }
 
 impl Runtime {
@@ -168,6 +174,19 @@ impl Runtime {
             }
         };
         drop_privileges(&config);
+        // After the privileges are dropped: capabilities belong to each thread, and a thread
+        // started earlier would keep them all.
+        let server_state = if config.service.server_threads > 0 {
+            let cell = SnapshotCell::new(PublishedState::of(&system, now));
+            for instance in &mut instances {
+                instance
+                    .start_server_threads(&cell)
+                    .map_err(|e| format!("cannot start the server threads: {e}"))?;
+            }
+            Some(cell)
+        } else {
+            None
+        };
         crate::info!(
             "meridiand {} started: clock {}, port {}, {} server(s), {} VPN instance(s){}",
             env!("CARGO_PKG_VERSION"),
@@ -195,6 +214,7 @@ impl Runtime {
             next_drift_write: now + DRIFT_INTERVAL,
             next_interface_check: now + INTERFACE_CHECK,
             step_watch: StepWatch::new(),
+            server_state,
         })
     }
 
@@ -360,13 +380,35 @@ impl Runtime {
                 self.system.vars().sync
             );
         }
+        if self.server_state.is_some() {
+            for inst in &mut self.instances {
+                inst.refresh_thread_policy(false);
+            }
+        }
+        self.publish_server_state(now);
+    }
+
+    /// Publishes the server state to the server threads, if there are any and it changed
+    /// (more than the root dispersion's regular growth).
+    fn publish_server_state(&self, now: Mono) {
+        let Some(cell) = &self.server_state else {
+            return;
+        };
+        let new = PublishedState::of(&self.system, now);
+        if !cell.load().same_as(&new) {
+            cell.publish(new);
+        }
     }
 
     fn on_socket(&mut self, instance: usize, which: SocketRef) {
         let (system, clock, rng) = (&mut self.system, self.clock.as_ref(), &mut self.rng);
         let adjustments = self.instances[instance].on_readable(which, system, clock, mono_now, rng);
+        let changed = !adjustments.is_empty();
         for adj in adjustments {
             self.apply(adj);
+        }
+        if changed {
+            self.publish_server_state(mono_now());
         }
     }
 
@@ -427,16 +469,15 @@ impl Runtime {
             let sessions = snapshot::sessions(system, instances, now);
             let counters: Vec<ServerCounterView<'_>> = instances
                 .iter()
-                .map(|inst| ServerCounterView {
-                    vpn_instance: inst.name.as_deref(),
-                    received: inst.counters.received,
-                    answered: inst.counters.answered,
-                    dropped: inst
-                        .counters
-                        .dropped
-                        .iter()
-                        .map(|(k, v)| (*k, *v))
-                        .collect(),
+                .map(|inst| {
+                    let c = inst.server_counters();
+                    ServerCounterView {
+                        vpn_instance: inst.name.as_deref(),
+                        received: c.received,
+                        answered: c.answered,
+                        dropped: c.dropped.iter().map(|(k, v)| (*k, *v)).collect(),
+                        rate_limit_entries: inst.rate_limit_entries().map(|n| n as u64),
+                    }
                 })
                 .collect();
             metrics::render(&status, &sessions, &counters)

@@ -28,6 +28,9 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.service.source_interface != new.service.source_interface {
         out.push("[service] source-interface");
     }
+    if old.service.server_threads != new.service.server_threads {
+        out.push("[service] server-threads");
+    }
     if old.service.drift_file != new.service.drift_file {
         out.push("[service] drift-file");
     }
@@ -182,7 +185,9 @@ impl Runtime {
             instance.server_keys = new_keys.clone();
             instance.auth_enabled = new.authentication.enable;
             instance.mode6 = new.control.mode6;
+            instance.refresh_thread_policy(policy_changed);
         }
+        self.publish_server_state(now);
         let kept = self
             .system
             .sources()

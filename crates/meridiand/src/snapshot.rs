@@ -114,18 +114,19 @@ pub fn status(
 
 /// The server-path counters summed over every instance (metrics show them per instance).
 fn server_totals(instances: &[Instance]) -> ServerCountersReport {
-    let mut total = ServerCountersReport {
-        received: 0,
-        answered: 0,
-        dropped: Default::default(),
-    };
-    for c in instances.iter().map(|i| &i.counters) {
+    let mut total = ServerCountersReport::default();
+    for c in instances.iter().map(Instance::server_counters) {
         total.received += c.received;
         total.answered += c.answered;
         for (reason, n) in &c.dropped {
             *total.dropped.entry((*reason).to_owned()).or_default() += n;
         }
     }
+    total.rate_limit_entries = instances
+        .iter()
+        .filter_map(Instance::rate_limit_entries)
+        .map(|n| n as u64)
+        .reduce(|a, b| a + b);
     total
 }
 

@@ -142,6 +142,7 @@ pub fn open_instances(
             config.service.port,
             share_port,
             config.service.dscp,
+            usize::from(config.service.server_threads),
             &clients,
             &peers,
             system,

@@ -24,6 +24,15 @@ pub struct RecvMeta {
     pub timestamp: Option<(i64, u32)>,
 }
 
+/// How a socket shares its port with others (see [`UdpSocket::bind_shared`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortShare {
+    /// SO_REUSEADDR: next to sockets tied to other devices (VRF instances).
+    pub reuse_address: bool,
+    /// SO_REUSEPORT: spread over several sockets (server threads).
+    pub reuse_port: bool,
+}
+
 /// A non-blocking UDP socket.
 #[derive(Debug)]
 pub struct UdpSocket {
@@ -146,18 +155,21 @@ impl UdpSocket {
     /// device; a VRF device in production), so that even the bind happens in that device's
     /// routing domain.
     pub fn bind_on_device(local: SocketAddr, device: Option<&str>) -> io::Result<Self> {
-        Self::bind_shared(local, device, false)
+        Self::bind_shared(local, device, PortShare::default())
     }
 
-    /// Like [`UdpSocket::bind_on_device`]; with `reuse_address` (SO_REUSEADDR) the address may
-    /// be bound again by sockets tied to other devices and by one tied to none: the kernel
-    /// refuses a wildcard socket next to a device-bound one on the same port unless both set
-    /// it. It then delivers a datagram to the socket tied to the device it arrived on, else
-    /// to the untied one.
+    /// Like [`UdpSocket::bind_on_device`], with the port shared as `share` says:
+    /// - `reuse_address` (SO_REUSEADDR): the address may be bound again by sockets tied to
+    ///   other devices and by one tied to none: the kernel refuses a wildcard socket next to a
+    ///   device-bound one on the same port unless both set it. It then delivers a datagram to
+    ///   the socket tied to the device it arrived on, else to the untied one.
+    /// - `reuse_port` (SO_REUSEPORT): several sockets (of this process's user) share the
+    ///   address and the kernel spreads the datagrams over them by a hash of the sender's
+    ///   address and port (the server threads).
     pub fn bind_shared(
         local: SocketAddr,
         device: Option<&str>,
-        reuse_address: bool,
+        share: PortShare,
     ) -> io::Result<Self> {
         let domain = if local.is_ipv4() {
             libc::AF_INET
@@ -186,8 +198,11 @@ impl UdpSocket {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
-        if reuse_address {
+        if share.reuse_address {
             setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        }
+        if share.reuse_port {
+            setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
         }
         if let Some(device) = device {
             sock.bind_device(device)?;
@@ -632,11 +647,15 @@ mod tests {
     /// address (as the public and the VRF instances do).
     #[test]
     fn device_bound_socket_shares_the_port_with_reuse_address() {
+        const REUSE_ADDRESS: PortShare = PortShare {
+            reuse_address: true,
+            reuse_port: false,
+        };
         let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let public = UdpSocket::bind_shared(any, None, true).unwrap();
+        let public = UdpSocket::bind_shared(any, None, REUSE_ADDRESS).unwrap();
         let port = public.local_addr().unwrap().port();
         let same = SocketAddr::new(any.ip(), port);
-        match UdpSocket::bind_shared(same, Some("lo"), true) {
+        match UdpSocket::bind_shared(same, Some("lo"), REUSE_ADDRESS) {
             Ok(s) => assert_eq!(s.local_addr().unwrap().port(), port),
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                 eprintln!("SKIPPED device_bound_socket_shares_the_port: no CAP_NET_RAW");
@@ -646,8 +665,9 @@ mod tests {
         }
         let plain = UdpSocket::bind_on_device(any, None).unwrap();
         let port = plain.local_addr().unwrap().port();
-        let err = UdpSocket::bind_shared(SocketAddr::new(any.ip(), port), Some("lo"), true)
-            .expect_err("the first socket did not allow sharing");
+        let err =
+            UdpSocket::bind_shared(SocketAddr::new(any.ip(), port), Some("lo"), REUSE_ADDRESS)
+                .expect_err("the first socket did not allow sharing");
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
     }
 

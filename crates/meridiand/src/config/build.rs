@@ -26,6 +26,8 @@ pub(crate) struct Sites {
     pub interfaces: Vec<(String, Option<String>, Span)>,
     /// Where `keys-file` was written.
     pub keys_file: Span,
+    /// Where `[service] server-threads` was written (when nonzero).
+    pub server_threads: Option<Span>,
 }
 
 /// One association as written, for duplicate detection.
@@ -43,7 +45,8 @@ pub(crate) struct AssocSite {
 /// Top-level tables in the order they are read.
 pub(crate) fn read_config(d: &mut Diag<'_>, mut root: Tab<'_>) -> (Config, Sites) {
     let mut sites = Sites::default();
-    let service = sub(&mut root, d, "service").map_or_else(default_service, |t| read_service(d, t));
+    let service = sub(&mut root, d, "service")
+        .map_or_else(default_service, |t| read_service(d, t, &mut sites));
     let control = sub(&mut root, d, "control").map_or_else(default_control, |t| read_control(d, t));
     let metrics =
         sub(&mut root, d, "metrics").map_or_else(MetricsConfig::default, |t| read_metrics(d, t));
@@ -105,6 +108,7 @@ fn default_service() -> ServiceConfig {
         max_dynamic_sessions: DEFAULT_MAX_DYNAMIC_SESSIONS,
         dscp: DEFAULT_DSCP,
         drift_file: None,
+        server_threads: 0,
     }
 }
 
@@ -130,7 +134,7 @@ fn narrow<T: TryFrom<i64>>(v: i64, fallback: T) -> T {
     T::try_from(v).unwrap_or(fallback)
 }
 
-fn read_service(d: &mut Diag<'_>, mut t: Tab<'_>) -> ServiceConfig {
+fn read_service(d: &mut Diag<'_>, mut t: Tab<'_>, sites: &mut Sites) -> ServiceConfig {
     let mut s = default_service();
     if let Some((v, _)) = t.int(d, "port", 1, 65535) {
         s.port = narrow(v, DEFAULT_PORT);
@@ -145,6 +149,10 @@ fn read_service(d: &mut Diag<'_>, mut t: Tab<'_>) -> ServiceConfig {
     s.drift_file = t
         .nonempty_str(d, "drift-file")
         .map(|(p, _)| PathBuf::from(p));
+    if let Some((v, span)) = t.int(d, "server-threads", 0, 64) {
+        s.server_threads = narrow(v, 0);
+        sites.server_threads = (v > 0).then_some(span);
+    }
     t.finish(d);
     s
 }

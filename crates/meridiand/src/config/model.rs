@@ -146,6 +146,9 @@ pub struct ServiceConfig {
     pub dscp: u8,
     /// File where the frequency correction (ppm) is kept across restarts; `None` = none.
     pub drift_file: Option<PathBuf>,
+    /// Threads answering client requests beside the main loop, 0..=64 (default 0: the main
+    /// loop serves alone).
+    pub server_threads: u8,
 }
 
 /// `[control]`.

@@ -306,3 +306,25 @@ fn load_and_check_file_report_with_file_name() {
         .unwrap_err()
         .starts_with(&format!("{}:0:0: cannot read", missing.display())));
 }
+
+#[test]
+fn server_threads_need_a_clock_the_threads_can_read() {
+    let c = ok("[service]\nserver-threads = 2\n[clock]\ndriver = \"read-only\"\n");
+    assert_eq!(c.service.server_threads, 2);
+    assert_eq!(
+        ok("").service.server_threads,
+        0,
+        "default: the main loop serves"
+    );
+    let e = errs("[service]\nserver-threads = 3\n[clock]\ndriver = \"simulated\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].0, e[0].1), (2, 18));
+    assert!(
+        e[0].2.contains("`server-threads`") && e[0].2.contains("simulated"),
+        "{e:?}"
+    );
+    // Zero threads is the simulator's setting and always accepted.
+    ok("[service]\nserver-threads = 0\n[clock]\ndriver = \"simulated\"\n");
+    assert_eq!(errs("[service]\nserver-threads = 65\n").len(), 1);
+    assert_eq!(errs("[service]\nserver-threads = -1\n").len(), 1);
+}

@@ -71,4 +71,12 @@ pub(crate) fn cross_check(d: &mut Diag<'_>, config: &Config, sites: &Sites, keys
             );
         }
     }
+    if let Some(span) = &sites.server_threads {
+        if config.clock.driver == super::model::ClockDriverKind::Simulated {
+            d.err(
+                span,
+                "`server-threads` needs a clock every thread can read: driver \"system\" or \"read-only\" (the \"simulated\" clock lives in the main loop); set it to 0",
+            );
+        }
+    }
 }
