@@ -289,7 +289,10 @@ fn server_threads_serve_inside_a_vpn_instance_namespace() {
             "no thread {name}: {names:?}"
         );
     }
-    // Inside the VPN: answered from the PE's address there, by whichever socket.
+    // Inside the VPN: answered from the PE's address there, by whichever socket; the served
+    // time is judged on the answer with the smallest error bound, as everywhere else (a
+    // single answer can carry the client's own scheduling delay on a busy machine).
+    let mut answers = Vec::new();
     for _ in 0..4 {
         let a = ntpdig_query(&ce, PE_IN_VPN.into())
             .unwrap_or_else(|| panic!("no answer in vpn1: {}", pe.describe()));
@@ -297,8 +300,13 @@ fn server_threads_serve_inside_a_vpn_instance_namespace() {
             (a.server.as_str(), a.stratum),
             (PE_IN_VPN.to_string().as_str(), 4)
         );
-        assert!(a.offset.abs() < 1e-3, "{a:?}");
+        answers.push(a);
     }
+    let best = answers
+        .iter()
+        .min_by(|a, b| a.error.total_cmp(&b.error))
+        .expect("four answers");
+    assert!(best.offset.abs() < 1e-3, "{answers:?}");
     let before = counters(&socket);
     let report = load(
         &load_bin,
