@@ -75,6 +75,9 @@ const WANDER_MAX: f64 = 1e-13;
 const WANDER_START: f64 = 1e-18;
 /// Squared normalized innovation beyond which a measurement is an outlier (6 sigma).
 const OUTLIER_NIS: f64 = 36.0;
+/// Squared normalized innovation within which an offset beyond the step threshold is what
+/// the filter predicted (3 sigma), so a measurement rather than a spike.
+const EXPECTED_NIS: f64 = 9.0;
 
 /// The discipline. Pure state machine: time comes in as `now`.
 #[derive(Clone, Debug)]
@@ -339,8 +342,16 @@ impl Discipline {
                 frequency_ppm: self.command(poll),
             };
         }
+        let dt = now.saturating_since(self.last.unwrap_or(now)).as_secs_f64();
         self.predict(now);
-        if big {
+        // After a long holdover the filter itself predicts a large error (a frequency known
+        // only to a fraction of a ppm, integrated over a day): an offset beyond the step
+        // threshold that lies within EXPECTED_NIS of that prediction is a measurement, not a
+        // spike. It is used at once (see `holdover_step` below) instead of being ignored for
+        // `spike_interval`, during which the clock would drift on.
+        let innovation = offset - self.offset;
+        let expected = innovation * innovation <= EXPECTED_NIS * (self.p[0] + r);
+        if big && !expected {
             let since = *self.spike_since.get_or_insert(now);
             self.spikes_in_row += 1;
             // A real error persists: it is seen in several samples in a row over the whole
@@ -380,7 +391,8 @@ impl Discipline {
         // now; the new frequency is learnt from the next samples with honest uncertainty.
         let y = offset - self.offset;
         if y * y > OUTLIER_NIS * (self.p[0] + r) {
-            let span = poll.as_seconds().max(1.0);
+            // The change happened at most `dt` ago: after an outage, the whole gap.
+            let span = poll.as_seconds().max(dt).max(1.0);
             self.p[0] += y * y;
             self.p[2] += (y / span).powi(2);
         }
@@ -391,8 +403,26 @@ impl Discipline {
             return ClockAdjustment::None;
         }
         self.refresh_state();
+        if big && self.offset.abs() > self.config.step_threshold {
+            return self.holdover_step();
+        }
         ClockAdjustment::Frequency {
             frequency_ppm: self.command(poll),
+        }
+    }
+
+    /// Steps the estimated offset away after an expected large error (a holdover). The
+    /// offset's uncertainty stays as it was (the step is exact); the frequency and the
+    /// covariance are kept.
+    fn holdover_step(&mut self) -> ClockAdjustment {
+        let step = self.offset;
+        self.offset = 0.0;
+        let max = self.max_freq();
+        self.commanded = self.freq.clamp(-max, max);
+        self.end_slew();
+        ClockAdjustment::Step {
+            offset: step,
+            frequency_ppm: self.commanded * 1e6,
         }
     }
 
@@ -544,5 +574,55 @@ mod tests {
             }
         );
         assert_eq!(d.poll_timeout(), None, "handled once");
+    }
+
+    #[test]
+    fn expected_large_offset_after_outage_is_stepped_at_once() {
+        // Half an hour of samples with 10 ms of noise leaves the frequency known to a few
+        // ppm only; a day later the clock may be 0.3 s off, and the filter knows it.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for i in 0..28 {
+            let noise = if i % 2 == 0 { 0.005 } else { -0.005 };
+            d.update(at(t), noise, 1e-4, poll());
+            t += 64.0;
+        }
+        let (_, sd) = d.offset_estimate();
+        assert!(sd < 0.05, "{sd}");
+        let sd_freq = d.frequency_sd_ppm();
+        assert!(sd_freq > 1.0, "{sd_freq}");
+        t += 86_400.0;
+        match d.update(at(t), 0.3, 1e-4, poll()) {
+            ClockAdjustment::Step { offset, .. } => {
+                assert!((offset - 0.3).abs() < 0.01, "{offset}")
+            }
+            other => panic!("expected a step, got {other:?}"),
+        }
+        assert_ne!(d.state(), DisciplineState::Spike);
+        // The day-long gap measured the frequency: known better than before it.
+        assert!(
+            d.frequency_sd_ppm() < sd_freq / 2.0,
+            "{}",
+            d.frequency_sd_ppm()
+        );
+        // The next sample finds the clock on time.
+        t += 2.0;
+        assert!(matches!(
+            d.update(at(t), 0.0, 1e-4, poll()),
+            ClockAdjustment::Frequency { .. }
+        ));
+        // Without the outage, the same 0.3 s is a spike and is ignored.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for i in 0..28 {
+            let noise = if i % 2 == 0 { 0.005 } else { -0.005 };
+            d.update(at(t), noise, 1e-4, poll());
+            t += 64.0;
+        }
+        assert!(matches!(
+            d.update(at(t), 0.3, 1e-4, poll()),
+            ClockAdjustment::Frequency { .. }
+        ));
+        assert_eq!(d.state(), DisciplineState::Spike);
     }
 }
