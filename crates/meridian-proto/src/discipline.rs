@@ -78,6 +78,8 @@ const OUTLIER_NIS: f64 = 36.0;
 /// Squared normalized innovation within which an offset beyond the step threshold is what
 /// the filter predicted (3 sigma), so a measurement rather than a spike.
 const EXPECTED_NIS: f64 = 9.0;
+/// A spike that begins this long (s) after the last accepted sample follows a holdover.
+const HOLDOVER_GAP: f64 = 3600.0;
 
 /// The discipline. Pure state machine: time comes in as `now`.
 #[derive(Clone, Debug)]
@@ -111,6 +113,8 @@ pub struct Discipline {
     spikes_in_row: u32,
     initial_freq: f64,
     initial_freq_var: f64,
+    /// Time of the last sample the filter accepted (not a spike).
+    accepted: Option<Mono>,
 }
 
 fn finite(x: f64) -> bool {
@@ -145,6 +149,7 @@ impl Discipline {
             spikes_in_row: 0,
             initial_freq: f0,
             initial_freq_var: sd * sd,
+            accepted: None,
         }
     }
 
@@ -296,6 +301,7 @@ impl Discipline {
         self.state = DisciplineState::Training;
         self.spike_since = None;
         self.spikes_in_row = 0;
+        self.accepted = Some(now);
     }
 
     fn refresh_state(&mut self) {
@@ -357,9 +363,18 @@ impl Discipline {
             // A real error persists: it is seen in several samples in a row over the whole
             // interval. Noise that sometimes exceeds the threshold (a path with 100 ms of
             // jitter) is not seen three times in a row.
-            if now.saturating_since(since).as_secs_f64() >= self.config.spike_interval
+            // After a holdover (no accepted sample for HOLDOVER_GAP before the spike began)
+            // there is no time to watch: the samples in a row are the evidence.
+            let gap = self
+                .accepted
+                .map_or(0.0, |a| since.saturating_since(a).as_secs_f64());
+            let holdover = gap >= HOLDOVER_GAP;
+            if (holdover || now.saturating_since(since).as_secs_f64() >= self.config.spike_interval)
                 && self.spikes_in_row >= SPIKE_SAMPLES
             {
+                if holdover {
+                    return self.holdover_frequency_step(now, offset, r);
+                }
                 // Persistent: step, keep the frequency but doubt it.
                 let freq = self.freq;
                 let var = self.p[2] + (1e-6f64).powi(2);
@@ -397,6 +412,7 @@ impl Discipline {
             self.p[2] += (y / span).powi(2);
         }
         let nis = self.correct(offset, r);
+        self.accepted = Some(now);
         self.adapt_wander(nis);
         if !(finite(self.offset) && finite(self.freq) && self.p.iter().all(|x| finite(*x))) {
             self.reset();
@@ -409,6 +425,38 @@ impl Discipline {
         ClockAdjustment::Frequency {
             frequency_ppm: self.command(poll),
         }
+    }
+
+    /// A persistent error found after a holdover, larger than the filter predicted: most
+    /// likely the frequency was wrong all along the gap (a young estimate). If that is
+    /// plausible (the implied frequency error within the frequency limit), the covariance
+    /// is widened by a frequency error held over the whole span since the last accepted
+    /// sample, so that the update corrects the frequency by about error / span, and the
+    /// offset is stepped. Otherwise (an external step of the clock) as any persistent step.
+    fn holdover_frequency_step(&mut self, now: Mono, offset: f64, r: f64) -> ClockAdjustment {
+        let span = self
+            .accepted
+            .map_or(0.0, |a| now.saturating_since(a).as_secs_f64())
+            .max(1.0);
+        let y = offset - self.offset;
+        let extra = (y * y - self.p[0] - r).max(0.0);
+        if (y / span).abs() <= self.max_freq() {
+            self.p[0] += extra;
+            self.p[1] += extra / span;
+            self.p[2] += extra / (span * span);
+            self.correct(offset, r);
+        } else {
+            let freq = self.freq;
+            let var = self.p[2] + (1e-6f64).powi(2);
+            self.start(now, offset, r);
+            self.freq = freq;
+            self.p[2] = var;
+        }
+        self.spike_since = None;
+        self.spikes_in_row = 0;
+        self.accepted = Some(now);
+        self.refresh_state();
+        self.holdover_step()
     }
 
     /// Steps the estimated offset away after an expected large error (a holdover). The
@@ -624,5 +672,39 @@ mod tests {
             ClockAdjustment::Frequency { .. }
         ));
         assert_eq!(d.state(), DisciplineState::Spike);
+    }
+
+    #[test]
+    fn unexpected_error_after_outage_steps_after_three_samples_and_corrects_frequency() {
+        // Locked at the right frequency (0 ppm), then a day without samples; the clock
+        // really ran 20 ppm fast all day, 1.7 s, far beyond what the filter predicted.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for _ in 0..40 {
+            d.update(at(t), 0.0, 1e-10, poll());
+            t += 64.0;
+        }
+        assert!(d.frequency_sd_ppm() < 0.5);
+        t += 86_400.0;
+        let err = -20e-6 * 86_400.0;
+        // The first two are watched (a single bad reply must not step the clock) ...
+        for _ in 0..2 {
+            assert!(matches!(
+                d.update(at(t), err, 1e-6, poll()),
+                ClockAdjustment::Frequency { .. }
+            ));
+            assert_eq!(d.state(), DisciplineState::Spike);
+            t += 2.0;
+        }
+        // ... the third in a row steps, long before the 900 s spike interval.
+        match d.update(at(t), err, 1e-6, poll()) {
+            ClockAdjustment::Step { offset, .. } => {
+                assert!((offset - err).abs() < 0.01, "{offset}")
+            }
+            other => panic!("expected a step, got {other:?}"),
+        }
+        // The frequency error over the gap is learnt: about -20 ppm.
+        let f = d.frequency_ppm();
+        assert!((f + 20.0).abs() < 2.0, "{f}");
     }
 }
