@@ -11,7 +11,7 @@
 use crate::association::Association;
 use crate::auth::Received;
 use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
-use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig, DisciplineState};
+use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
 use crate::entropy::Entropy;
 use crate::filter::{ClockFilter, PeerEstimate, Sample};
 use crate::select::{select, Candidate};
@@ -616,14 +616,10 @@ impl System {
         let (wander, _) = self.discipline.noise_model();
         let growth = |t: f64| sd_freq * t + (wander.max(0.0) * t * t * t / 3.0).sqrt();
         let t = self.vars.poll.as_seconds();
-        // Never longer while the frequency is still being learnt (sd above 0.5 ppm): a
-        // clock that loses its network early has only this frequency to run on (clknetsim,
-        // network up 30 minutes a day, 10 ms jitter: 13.1 -> 11.1 ms RMS over 10 seeds).
-        let trained = self.discipline.state() != DisciplineState::Training;
         if growth(t) > noise {
             self.poll_counter = 0;
             self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
-        } else if growth(2.0 * t) < noise / 2.0 && trained {
+        } else if growth(2.0 * t) < noise / 2.0 {
             self.poll_counter += 1;
             if self.poll_counter >= POLL_AGREE {
                 self.poll_counter = 0;
