@@ -75,6 +75,11 @@ const WANDER_MAX: f64 = 1e-13;
 const WANDER_START: f64 = 1e-18;
 /// Squared normalized innovation beyond which a measurement is an outlier (6 sigma).
 const OUTLIER_NIS: f64 = 36.0;
+/// Squared normalized innovation within which an offset beyond the step threshold is what
+/// the filter predicted (3 sigma), so a measurement rather than a spike.
+const EXPECTED_NIS: f64 = 9.0;
+/// A spike that begins this long (s) after the last accepted sample follows a holdover.
+const HOLDOVER_GAP: f64 = 3600.0;
 
 /// The discipline. Pure state machine: time comes in as `now`.
 #[derive(Clone, Debug)]
@@ -108,6 +113,8 @@ pub struct Discipline {
     spikes_in_row: u32,
     initial_freq: f64,
     initial_freq_var: f64,
+    /// Time of the last sample the filter accepted (not a spike).
+    accepted: Option<Mono>,
 }
 
 fn finite(x: f64) -> bool {
@@ -142,6 +149,7 @@ impl Discipline {
             spikes_in_row: 0,
             initial_freq: f0,
             initial_freq_var: sd * sd,
+            accepted: None,
         }
     }
 
@@ -293,6 +301,7 @@ impl Discipline {
         self.state = DisciplineState::Training;
         self.spike_since = None;
         self.spikes_in_row = 0;
+        self.accepted = Some(now);
     }
 
     fn refresh_state(&mut self) {
@@ -339,16 +348,33 @@ impl Discipline {
                 frequency_ppm: self.command(poll),
             };
         }
+        let dt = now.saturating_since(self.last.unwrap_or(now)).as_secs_f64();
         self.predict(now);
-        if big {
+        // After a long holdover the filter itself predicts a large error (a frequency known
+        // only to a fraction of a ppm, integrated over a day): an offset beyond the step
+        // threshold that lies within EXPECTED_NIS of that prediction is a measurement, not a
+        // spike. It is used at once (see `holdover_step` below) instead of being ignored for
+        // `spike_interval`, during which the clock would drift on.
+        let innovation = offset - self.offset;
+        let expected = innovation * innovation <= EXPECTED_NIS * (self.p[0] + r);
+        if big && !expected {
             let since = *self.spike_since.get_or_insert(now);
             self.spikes_in_row += 1;
             // A real error persists: it is seen in several samples in a row over the whole
             // interval. Noise that sometimes exceeds the threshold (a path with 100 ms of
             // jitter) is not seen three times in a row.
-            if now.saturating_since(since).as_secs_f64() >= self.config.spike_interval
+            // After a holdover (no accepted sample for HOLDOVER_GAP before the spike began)
+            // there is no time to watch: the samples in a row are the evidence.
+            let gap = self
+                .accepted
+                .map_or(0.0, |a| since.saturating_since(a).as_secs_f64());
+            let holdover = gap >= HOLDOVER_GAP;
+            if (holdover || now.saturating_since(since).as_secs_f64() >= self.config.spike_interval)
                 && self.spikes_in_row >= SPIKE_SAMPLES
             {
+                if holdover {
+                    return self.holdover_frequency_step(now, offset, r);
+                }
                 // Persistent: step, keep the frequency but doubt it.
                 let freq = self.freq;
                 let var = self.p[2] + (1e-6f64).powi(2);
@@ -380,19 +406,71 @@ impl Discipline {
         // now; the new frequency is learnt from the next samples with honest uncertainty.
         let y = offset - self.offset;
         if y * y > OUTLIER_NIS * (self.p[0] + r) {
-            let span = poll.as_seconds().max(1.0);
+            // The change happened at most `dt` ago: after an outage, the whole gap.
+            let span = poll.as_seconds().max(dt).max(1.0);
             self.p[0] += y * y;
             self.p[2] += (y / span).powi(2);
         }
         let nis = self.correct(offset, r);
+        self.accepted = Some(now);
         self.adapt_wander(nis);
         if !(finite(self.offset) && finite(self.freq) && self.p.iter().all(|x| finite(*x))) {
             self.reset();
             return ClockAdjustment::None;
         }
         self.refresh_state();
+        if big && self.offset.abs() > self.config.step_threshold {
+            return self.holdover_step();
+        }
         ClockAdjustment::Frequency {
             frequency_ppm: self.command(poll),
+        }
+    }
+
+    /// A persistent error found after a holdover, larger than the filter predicted: most
+    /// likely the frequency was wrong all along the gap (a young estimate). If that is
+    /// plausible (the implied frequency error within the frequency limit), the covariance
+    /// is widened by a frequency error held over the whole span since the last accepted
+    /// sample, so that the update corrects the frequency by about error / span, and the
+    /// offset is stepped. Otherwise (an external step of the clock) as any persistent step.
+    fn holdover_frequency_step(&mut self, now: Mono, offset: f64, r: f64) -> ClockAdjustment {
+        let span = self
+            .accepted
+            .map_or(0.0, |a| now.saturating_since(a).as_secs_f64())
+            .max(1.0);
+        let y = offset - self.offset;
+        let extra = (y * y - self.p[0] - r).max(0.0);
+        if (y / span).abs() <= self.max_freq() {
+            self.p[0] += extra;
+            self.p[1] += extra / span;
+            self.p[2] += extra / (span * span);
+            self.correct(offset, r);
+        } else {
+            let freq = self.freq;
+            let var = self.p[2] + (1e-6f64).powi(2);
+            self.start(now, offset, r);
+            self.freq = freq;
+            self.p[2] = var;
+        }
+        self.spike_since = None;
+        self.spikes_in_row = 0;
+        self.accepted = Some(now);
+        self.refresh_state();
+        self.holdover_step()
+    }
+
+    /// Steps the estimated offset away after an expected large error (a holdover). The
+    /// offset's uncertainty stays as it was (the step is exact); the frequency and the
+    /// covariance are kept.
+    fn holdover_step(&mut self) -> ClockAdjustment {
+        let step = self.offset;
+        self.offset = 0.0;
+        let max = self.max_freq();
+        self.commanded = self.freq.clamp(-max, max);
+        self.end_slew();
+        ClockAdjustment::Step {
+            offset: step,
+            frequency_ppm: self.commanded * 1e6,
         }
     }
 
@@ -544,5 +622,89 @@ mod tests {
             }
         );
         assert_eq!(d.poll_timeout(), None, "handled once");
+    }
+
+    #[test]
+    fn expected_large_offset_after_outage_is_stepped_at_once() {
+        // Half an hour of samples with 10 ms of noise leaves the frequency known to a few
+        // ppm only; a day later the clock may be 0.3 s off, and the filter knows it.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for i in 0..28 {
+            let noise = if i % 2 == 0 { 0.005 } else { -0.005 };
+            d.update(at(t), noise, 1e-4, poll());
+            t += 64.0;
+        }
+        let (_, sd) = d.offset_estimate();
+        assert!(sd < 0.05, "{sd}");
+        let sd_freq = d.frequency_sd_ppm();
+        assert!(sd_freq > 1.0, "{sd_freq}");
+        t += 86_400.0;
+        match d.update(at(t), 0.3, 1e-4, poll()) {
+            ClockAdjustment::Step { offset, .. } => {
+                assert!((offset - 0.3).abs() < 0.01, "{offset}")
+            }
+            other => panic!("expected a step, got {other:?}"),
+        }
+        assert_ne!(d.state(), DisciplineState::Spike);
+        // The day-long gap measured the frequency: known better than before it.
+        assert!(
+            d.frequency_sd_ppm() < sd_freq / 2.0,
+            "{}",
+            d.frequency_sd_ppm()
+        );
+        // The next sample finds the clock on time.
+        t += 2.0;
+        assert!(matches!(
+            d.update(at(t), 0.0, 1e-4, poll()),
+            ClockAdjustment::Frequency { .. }
+        ));
+        // Without the outage, the same 0.3 s is a spike and is ignored.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for i in 0..28 {
+            let noise = if i % 2 == 0 { 0.005 } else { -0.005 };
+            d.update(at(t), noise, 1e-4, poll());
+            t += 64.0;
+        }
+        assert!(matches!(
+            d.update(at(t), 0.3, 1e-4, poll()),
+            ClockAdjustment::Frequency { .. }
+        ));
+        assert_eq!(d.state(), DisciplineState::Spike);
+    }
+
+    #[test]
+    fn unexpected_error_after_outage_steps_after_three_samples_and_corrects_frequency() {
+        // Locked at the right frequency (0 ppm), then a day without samples; the clock
+        // really ran 20 ppm fast all day, 1.7 s, far beyond what the filter predicted.
+        let mut d = Discipline::new(DisciplineConfig::default(), 0.0);
+        let mut t = 0.0;
+        for _ in 0..40 {
+            d.update(at(t), 0.0, 1e-10, poll());
+            t += 64.0;
+        }
+        assert!(d.frequency_sd_ppm() < 0.5);
+        t += 86_400.0;
+        let err = -20e-6 * 86_400.0;
+        // The first two are watched (a single bad reply must not step the clock) ...
+        for _ in 0..2 {
+            assert!(matches!(
+                d.update(at(t), err, 1e-6, poll()),
+                ClockAdjustment::Frequency { .. }
+            ));
+            assert_eq!(d.state(), DisciplineState::Spike);
+            t += 2.0;
+        }
+        // ... the third in a row steps, long before the 900 s spike interval.
+        match d.update(at(t), err, 1e-6, poll()) {
+            ClockAdjustment::Step { offset, .. } => {
+                assert!((offset - err).abs() < 0.01, "{offset}")
+            }
+            other => panic!("expected a step, got {other:?}"),
+        }
+        // The frequency error over the gap is learnt: about -20 ppm.
+        let f = d.frequency_ppm();
+        assert!((f + 20.0).abs() < 2.0, "{f}");
     }
 }
