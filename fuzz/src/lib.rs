@@ -8,12 +8,14 @@
 mod client;
 mod input;
 mod packet;
+mod peer;
 mod text;
 mod time;
 
 pub use client::client_association;
 pub use input::Input;
 pub use packet::{server_respond, wire_parse};
+pub use peer::peer_association;
 pub use text::{comware_parse, config_parse, control_request, keys_file};
 pub use time::time_conversions;
 
@@ -27,6 +29,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_parse", wire_parse),
     ("server_respond", server_respond),
     ("client_association", client_association),
+    ("peer_association", peer_association),
     ("config_parse", config_parse),
     ("comware_parse", comware_parse),
     ("keys_file", keys_file),

@@ -199,6 +199,11 @@ fn client_association() {
 }
 
 #[test]
+fn peer_association() {
+    smoke("peer_association", &[], false);
+}
+
+#[test]
 fn config_parse() {
     smoke(
         "config_parse",
