@@ -6,14 +6,18 @@
 //! target (invalid UTF-8 for a text parser) are ignored, never rejected with a panic.
 
 mod client;
+mod drift;
 mod input;
+mod mode6;
 mod packet;
 mod peer;
 mod text;
 mod time;
 
 pub use client::client_association;
+pub use drift::drift_file;
 pub use input::Input;
+pub use mode6::mode6_request;
 pub use packet::{server_respond, wire_parse};
 pub use peer::peer_association;
 pub use text::{comware_parse, config_parse, control_request, keys_file};
@@ -30,9 +34,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_respond", server_respond),
     ("client_association", client_association),
     ("peer_association", peer_association),
+    ("mode6_request", mode6_request),
     ("config_parse", config_parse),
     ("comware_parse", comware_parse),
     ("keys_file", keys_file),
+    ("drift_file", drift_file),
     ("control_request", control_request),
     ("time_conversions", time_conversions),
 ];

@@ -10,7 +10,7 @@ use meridian_proto::auth::{self, AuthResult};
 use meridian_proto::client::{ClientConfig, Reply};
 use meridian_proto::entropy::SplitMix64;
 use meridian_proto::keys::{Algorithm, Key, KeyId};
-use meridian_proto::peer::{Calibration, PeerAssociation, PeerRole};
+use meridian_proto::peer::{Calibration, PeerAssociation, PeerRole, SENT_RING};
 use meridian_proto::server::ServerState;
 use meridian_proto::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
 use meridian_proto::wire::{self, Header, Leap, Mode, ReferenceId, HEADER_LEN};
@@ -224,8 +224,11 @@ impl Driver<'_> {
             assert_eq!(h.stratum, self.state.stratum);
         }
         assert!(!h.transmit_ts.is_zero(), "zero transmit timestamp");
+        // Unique among the transmit timestamps the association remembers (a clock stepped
+        // back may repeat an older one; it can no longer be taken for an answer to us).
+        let recent = &self.sent_nonces[self.sent_nonces.len().saturating_sub(SENT_RING)..];
         assert!(
-            !self.sent_nonces.contains(&h.transmit_ts),
+            !recent.contains(&h.transmit_ts),
             "transmit timestamp reused"
         );
         match self.key {
@@ -240,7 +243,7 @@ impl Driver<'_> {
         let next = self.assoc.poll_timeout().expect("still polling");
         assert!(next > self.now || self.now.as_nanos() == u64::MAX);
         self.sent_nonces.push(h.transmit_ts);
-        if self.sent_nonces.len() > 64 {
+        if self.sent_nonces.len() > SENT_RING {
             self.sent_nonces.remove(0);
         }
         self.last_sent = Some(h);

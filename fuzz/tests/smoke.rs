@@ -204,6 +204,24 @@ fn peer_association() {
 }
 
 #[test]
+fn mode6_request() {
+    smoke(
+        "mode6_request",
+        &["stratum", "offset", "refid", "srcadr", "filtdelay", ","],
+        false,
+    );
+}
+
+#[test]
+fn drift_file() {
+    smoke(
+        "drift_file",
+        &["-", ".", "e", "inf", "NaN", " ", "\n", "500"],
+        false,
+    );
+}
+
+#[test]
 fn config_parse() {
     smoke(
         "config_parse",

@@ -33,8 +33,8 @@ pub fn read(path: &Path) -> DriftRead {
     }
 }
 
-/// Parses the contents of a drift file.
-fn parse(text: &str) -> DriftRead {
+/// Parses the contents of a drift file (public for the fuzz target `drift_file`).
+pub fn parse(text: &str) -> DriftRead {
     let mut words = text.split_whitespace();
     let Some(first) = words.next() else {
         return DriftRead::Corrupt("empty".into());
