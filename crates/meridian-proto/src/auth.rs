@@ -8,6 +8,9 @@
 //! * only trusted keys authenticate; key id 0 is never a key;
 //! * the digest length must be exactly the key's; the comparison is constant-time;
 //! * a crypto-NAK (key id 0, no digest) is never authentication.
+//!
+//! Fuzzing builds only (`--cfg fuzzing`, set by `cargo fuzz`): the digest comparison is
+//! bypassed so fuzzers reach authenticated states; see `check` and docs/fuzzing.md.
 
 use crate::keys::{Algorithm, Key, KeyId, KeyTable};
 use crate::wire::{Header, Mac, Packet};
@@ -105,6 +108,8 @@ impl Received for Packet<'_> {
 }
 
 /// Shared part of the checks: framing of the trailer, then trust, length and digest of `key`.
+/// (`unexpected_cfgs` allowed for the `fuzzing` cfg of the bypass below only.)
+#[allow(unexpected_cfgs)]
 fn check(key: Option<&Key>, id: KeyId, authenticated: &[u8], mac: Mac<'_>) -> AuthResult {
     let Some(key) = key else {
         return AuthResult::UnknownKey(id);
@@ -120,7 +125,19 @@ fn check(key: Option<&Key>, id: KeyId, authenticated: &[u8], mac: Mac<'_>) -> Au
     {
         return AuthResult::ExtensionsWithPrefixHash(id);
     }
-    if key.digest(authenticated).matches(mac.digest) {
+    let matches = key.digest(authenticated).matches(mac.digest);
+    // The fuzzing bypass: only in builds with `--cfg fuzzing`, which `cargo fuzz` passes and
+    // nothing else sets, a digest of the right length passes whatever its bytes, so fuzz
+    // targets reach the state of keyed associations after authentication (a fuzzer cannot
+    // forge a MAC). Key id, trust, length and the MD5/SHA-1 extension rule still apply, and
+    // the digest is still computed. Normal builds do not contain this statement; see
+    // docs/fuzzing.md.
+    #[cfg(fuzzing)]
+    let matches = {
+        let _computed = matches;
+        true
+    };
+    if matches {
         AuthResult::Ok(id)
     } else {
         AuthResult::BadDigest(id)
