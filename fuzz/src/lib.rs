@@ -8,6 +8,7 @@
 mod client;
 mod drift;
 mod input;
+mod mac;
 mod mode6;
 mod packet;
 mod peer;
@@ -17,6 +18,7 @@ mod time;
 pub use client::client_association;
 pub use drift::drift_file;
 pub use input::Input;
+pub use mac::mac_check;
 pub use mode6::mode6_request;
 pub use packet::{server_respond, wire_parse};
 pub use peer::peer_association;
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("client_association", client_association),
     ("peer_association", peer_association),
     ("mode6_request", mode6_request),
+    ("mac_check", mac_check),
     ("config_parse", config_parse),
     ("comware_parse", comware_parse),
     ("keys_file", keys_file),

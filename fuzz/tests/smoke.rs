@@ -222,6 +222,11 @@ fn drift_file() {
 }
 
 #[test]
+fn mac_check() {
+    smoke("mac_check", &[], false);
+}
+
+#[test]
 fn config_parse() {
     smoke(
         "config_parse",
