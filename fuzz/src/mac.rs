@@ -106,7 +106,7 @@ pub fn mac_check(data: &[u8]) {
     let keys = key_table(&mut input);
     let mut table = KeyTable::new();
     for key in &keys {
-        table.insert(key.clone()).expect("unique ids");
+        table.insert(*key).expect("unique ids");
     }
 
     // 1. The input itself as a datagram.
@@ -139,7 +139,7 @@ pub fn mac_check(data: &[u8]) {
     );
 
     // The same secret under another algorithm, or another secret under the same id, fails.
-    let other = keys[(k + 1) % 5].clone();
+    let other = keys[(k + 1) % 5];
     if let Ok(impostor) = Key::new(key.id(), other.algorithm(), &[0x5a; 16], true) {
         let r = auth::verify_with_key(&impostor, packet.authenticated, packet.mac);
         if !cfg!(fuzzing) || impostor.digest_len() != key.digest_len() {
