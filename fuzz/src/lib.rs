@@ -5,6 +5,7 @@
 //! one of the invariants asserted here does not hold. Inputs that are not meaningful for a
 //! target (invalid UTF-8 for a text parser) are ignored, never rejected with a panic.
 
+mod broadcast;
 mod client;
 mod drift;
 mod input;
@@ -15,6 +16,7 @@ mod peer;
 mod text;
 mod time;
 
+pub use broadcast::broadcast_association;
 pub use client::client_association;
 pub use drift::drift_file;
 pub use input::Input;
@@ -36,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_respond", server_respond),
     ("client_association", client_association),
     ("peer_association", peer_association),
+    ("broadcast_association", broadcast_association),
     ("mode6_request", mode6_request),
     ("mac_check", mac_check),
     ("config_parse", config_parse),

@@ -59,7 +59,7 @@ struct Driver<'a> {
     /// Our last packet as sent, and the last datagram handed to the association.
     last_sent: Option<Header>,
     sent_nonces: Vec<NtpTimestamp>,
-    last_datagram: Option<Vec<u8>>,
+    last_datagram: Option<(Vec<u8>, bool)>,
     calibration_left: bool,
 }
 
@@ -176,8 +176,10 @@ impl Driver<'_> {
                 let mut bytes: [u8; HEADER_LEN] = self.input.array();
                 bytes[0] = (bytes[0] & !0x38) | ((1 + (bytes[0] >> 3) % 4) << 3);
                 let h = Header::parse(&bytes).expect("version forced valid");
-                if let Some(old) = self.last_datagram.clone().filter(|_| self.input.bool()) {
-                    self.packet(old, false);
+                if let Some((old, signed)) =
+                    self.last_datagram.clone().filter(|_| self.input.bool())
+                {
+                    self.packet(old, signed);
                 } else {
                     let (bytes, signed) = self.datagram(&h);
                     self.packet(bytes, signed);
@@ -250,7 +252,7 @@ impl Driver<'_> {
     }
 
     fn packet(&mut self, bytes: Vec<u8>, signed: bool) {
-        self.last_datagram = Some(bytes.clone());
+        self.last_datagram = Some((bytes.clone(), signed));
         let Ok(packet) = wire::parse(&bytes) else {
             return;
         };

@@ -227,6 +227,11 @@ fn mac_check() {
 }
 
 #[test]
+fn broadcast_association() {
+    smoke("broadcast_association", &[], false);
+}
+
+#[test]
 fn config_parse() {
     smoke(
         "config_parse",
