@@ -315,6 +315,7 @@ pub fn broadcast_association(data: &[u8]) {
         state.leap = Leap::None;
         state.stratum = 1 + input.u8() % 15;
         state.reference_id = ReferenceId(input.array());
+        state.reference_ts = local_base;
     }
     let poll = PollInterval::new(input.i8() % 20);
     let server = BroadcastServer::new(

@@ -319,14 +319,15 @@ impl Driver<'_> {
                 }
                 if self.assoc.role() == PeerRole::Passive && !matches!(reply, Reply::Kiss(_)) {
                     let local = self.local_now();
-                    let answer =
-                        self.assoc
-                            .clone()
-                            .respond(&h, local, &self.state, &mut self.rng, || local);
+                    let answer = self
+                        .assoc
+                        .respond(&h, local, &self.state, &mut self.rng, || local);
                     let a = wire::parse(&answer).expect("answer parses").header;
                     assert_eq!(a.mode, Mode::SymmetricPassive);
                     assert_eq!(a.origin_ts, h.transmit_ts, "answer does not echo");
                     assert!(!a.transmit_ts.is_zero());
+                    // The answer is what the peer echoes next.
+                    self.last_sent = Some(a);
                 }
                 // The same datagram again is refused, whatever state it was accepted in.
                 let again = self
@@ -395,6 +396,7 @@ pub fn peer_association(data: &[u8]) {
         state.leap = Leap::None;
         state.stratum = 1 + input.u8() % 15;
         state.reference_id = ReferenceId(input.array());
+        state.reference_ts = local_base;
     }
     let assoc = if flags & 0x80 == 0 {
         let spread = Duration::from_millis(input.u16() as u64);
