@@ -390,14 +390,15 @@ impl BroadcastClient {
             checks.duplicate = true;
             return Err(self.reject(checks));
         }
-        match self.authenticate(packet) {
-            Ok(r) if self.config.key.is_some() => self.last_auth = Some(r),
-            Ok(_) => {}
+        // The result is kept only once the packet has passed every check below: a signed
+        // packet that is then refused changes nothing but the counters.
+        let auth = match self.authenticate(packet) {
+            Ok(r) => r,
             Err(_) => {
                 checks.auth_failed = true;
                 return Err(self.reject(checks));
             }
-        }
+        };
         // Sooner than half the announced interval after the last one: not the server's
         // rhythm (checked only now, so that a forged poll field cannot decide it).
         let announced = self
@@ -410,6 +411,9 @@ impl BroadcastClient {
             return Err(checks);
         }
         // Genuine.
+        if self.config.key.is_some() {
+            self.last_auth = Some(auth);
+        }
         self.last_bcast_xmt = h.transmit_ts;
         self.last_bcast_at = now;
         self.last_bcast_poll = PollInterval::new(h.poll.clamp(4, PollInterval::MAX.log2()));
@@ -523,6 +527,10 @@ impl BroadcastClient {
 
     /// The local clock was stepped by `step` seconds.
     pub fn apply_step(&mut self, step: f64) {
+        if !step.is_finite() {
+            // Not a step anyone can make; it would poison every later one-way time.
+            return;
+        }
         if !self.sent_local.is_zero() {
             self.sent_local += NtpDuration::from_seconds(step);
         }

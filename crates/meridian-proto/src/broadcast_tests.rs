@@ -571,3 +571,45 @@ fn oneway_jitter_ignores_drift_and_measures_queueing() {
     assert!((30e-6..200e-6).contains(&j), "{j}");
     assert_eq!(oneway_jitter(&drift[..2]), 0.0, "too few values");
 }
+
+/// A NaN or infinite "step" (no clock makes one) is ignored: it would otherwise poison the
+/// window of one-way times every later mode 5 sample is judged by (found by the
+/// `broadcast_association` fuzz target).
+#[test]
+fn non_finite_steps_are_ignored() {
+    let mut sys = system();
+    let id = create(&mut sys, &mode5(0.0, None), &KeyTable::new(), false, 0.0);
+    let t = calibrate(&mut sys, id, 0.0, 0.001, 0.0, None);
+    for i in 1..=3 {
+        let when = t + 16.0 * f64::from(i);
+        let p = mode5(when, None);
+        sys.handle_reply(id, mono(when), at(when), &wire::parse(&p).unwrap())
+            .unwrap();
+    }
+    let before = bclient(&sys, id).clone();
+    for step in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut after = before.clone();
+        after.apply_step(step);
+        assert_eq!(format!("{after:?}"), format!("{before:?}"), "step {step}");
+    }
+}
+
+/// A correctly signed mode 5 packet that is then refused (too early) changes nothing, not
+/// even the authentication status of an association that has not accepted a packet yet
+/// (found by the `broadcast_association` fuzz target).
+#[test]
+fn a_signed_but_refused_broadcast_leaves_the_auth_status_alone() {
+    let k = key(4, true);
+    let first = wire::parse(&mode5(0.0, Some(k))).unwrap().header;
+    let config = ClientConfig {
+        key: Some(k),
+        ..Default::default()
+    };
+    let mut c = BroadcastClient::new(config, false, &first, mono(0.0));
+    assert_eq!(c.last_auth(), None);
+    let early = mode5(1.0, Some(k));
+    let r = c.handle_packet(mono(1.0), at(1.0), &wire::parse(&early).unwrap(), -20);
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(c.stats().last_rejection, Some("too-early"));
+    assert_eq!(c.last_auth(), None);
+}

@@ -483,14 +483,12 @@ impl PeerAssociation {
             }
             None => AuthResult::NoMac,
         };
-        if self.config.key.is_some() || result == AuthResult::CryptoNak {
-            if !result.is_ok() {
-                // Counted and named in the statistics only: a forgery must not even
-                // change what `auth_status` shows.
-                checks.auth_failed = true;
-                return Err(self.reject(checks));
-            }
-            self.last_auth = Some(result);
+        let keyed = self.config.key.is_some();
+        if (keyed || result == AuthResult::CryptoNak) && !result.is_ok() {
+            // Counted and named in the statistics only: a forgery must not even change what
+            // `auth_status` shows.
+            checks.auth_failed = true;
+            return Err(self.reject(checks));
         }
         if calib::is_kiss(h) {
             // Only a kiss answering a packet of ours that has had no answer yet counts (a zero
@@ -502,13 +500,19 @@ impl PeerAssociation {
                     return Err(self.reject(checks));
                 }
             };
+            if keyed {
+                self.last_auth = Some(result);
+            }
             for s in &mut self.sent[..=index] {
                 s.used = true;
             }
             self.stats.received += 1;
             return Ok(Reply::Kiss(self.handle_kiss(h, now)));
         }
-        // Genuine: what we echo next.
+        // Genuine: what we echo next (and, when keyed, the authentication it passed).
+        if keyed {
+            self.last_auth = Some(result);
+        }
         self.remote_xmt = Some(h.transmit_ts);
         self.remote_rx = local_rx;
         self.stats.received += 1;

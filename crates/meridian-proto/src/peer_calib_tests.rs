@@ -382,3 +382,35 @@ fn passive_side_never_calibrates() {
     let p = PeerAssociation::passive(config(None, false, 4), &h, Mono::from_seconds(1.0), base());
     assert_eq!(p.calibration(), None);
 }
+
+/// A correctly signed kiss that is refused for its origin changes nothing, not even the
+/// authentication status of an association that has not heard a genuine packet yet (found
+/// by the `peer_association` fuzz target).
+#[test]
+fn a_signed_kiss_with_a_bogus_origin_leaves_the_auth_status_alone() {
+    let k = key(7, b"peer secret");
+    let mut sim = Sim::new(config(Some(k), false, 6));
+    let last = past_calibration(&mut sim);
+    assert_eq!(sim.a.auth_status(), "none");
+    // Origin zero: no answer to anything of ours, refused after the MAC check.
+    let bogus = kiss(
+        ReferenceId::KISS_RATE,
+        Mode::SymmetricPassive,
+        NtpTimestamp::ZERO,
+        4,
+        Some(&k),
+    );
+    assert!(sim.receive(&bogus).is_err());
+    assert_eq!(sim.a.last_auth(), None);
+    assert_eq!(sim.a.auth_status(), "none");
+    // The same kiss answering our packet counts, and so does its authentication.
+    let rate = kiss(
+        ReferenceId::KISS_RATE,
+        Mode::SymmetricPassive,
+        xmt_of(&last),
+        4,
+        Some(&k),
+    );
+    assert_eq!(sim.receive(&rate), Ok(Reply::Kiss(ReferenceId::KISS_RATE)));
+    assert_eq!(sim.a.auth_status(), "ok");
+}
