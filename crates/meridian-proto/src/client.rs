@@ -36,6 +36,8 @@ pub const IBURST_COUNT: u8 = 4;
 pub const BURST_SPACING: Duration = Duration::from_secs(2);
 /// RATE kisses never push the poll interval beyond this (RFC 8633: 2^13 s, about 2 hours).
 pub const KOD_MAX_POLL: PollInterval = PollInterval::MAX;
+/// Polls without a reply after which a server counts as unreachable and the poll backs off.
+pub const UNREACH_POLLS: u32 = 8;
 
 /// Static configuration of one client association.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,14 +321,23 @@ impl ClientAssociation {
 
     fn update_poll(&mut self) {
         let (min, max) = (self.config.minpoll, self.config.maxpoll);
-        // iburst: this poll opens a burst at start and, while unreachable, at every poll;
-        // the burst's other requests follow at BURST_SPACING, then a whole poll interval.
-        if self.config.iburst && self.reach == 0 && (self.stats.sent == 0 || self.unreach >= 8) {
+        // iburst: the first poll opens a burst; its other requests follow at BURST_SPACING,
+        // then a whole poll interval. The burst of a server coming back is sent when its
+        // first reply arrives (`recover`), not at every poll while it is silent.
+        if self.config.iburst && self.reach == 0 && self.stats.sent == 0 {
             self.burst_left = IBURST_COUNT - 1;
         }
-        if self.unreach >= 8 {
-            // Unreachable for a while: back off one step per poll (RFC 5905 s. 13).
-            self.poll = self.poll.inc(max);
+        if self.unreach >= UNREACH_POLLS {
+            // Unreachable for a while: back off one step per poll (RFC 5905 s. 13). With
+            // iburst, single requests and a back-off capped two steps below maxpoll: the
+            // same packet rate as a burst of four at maxpoll, but the first reply after an
+            // outage comes four times sooner.
+            let cap = if self.config.iburst {
+                max.dec(min).dec(min)
+            } else {
+                max
+            };
+            self.poll = self.poll.inc(cap);
         } else {
             let target = self.system_poll.max(min).min(max);
             // Follow the system's wish, but never shorter than a RATE kiss asked for.
@@ -336,6 +347,24 @@ impl ClientAssociation {
                 target
             };
         }
+    }
+
+    /// The first reply from a server that was unreachable: polling restarts at minpoll (the
+    /// system's poll adaptation lengthens it again), and with iburst the rest of one burst
+    /// follows, so the server's first minutes back give many samples, not the one or two a
+    /// backed-off interval would. Once per recovery: `unreach` is zero afterwards.
+    fn recover(&mut self, now: Mono) {
+        self.poll = self.config.minpoll;
+        self.system_poll = self.config.minpoll;
+        let next = if self.config.iburst && self.burst_left == 0 {
+            self.burst_left = IBURST_COUNT - 1;
+            now + BURST_SPACING
+                .min(self.poll.as_duration())
+                .max(Duration::from_millis(1))
+        } else {
+            now + self.poll.as_duration()
+        };
+        self.next_transmit = self.next_transmit.min(next);
     }
 
     fn kissed_rate(&self) -> bool {
@@ -390,6 +419,9 @@ impl ClientAssociation {
 
         if header.is_kiss() {
             return Ok(Reply::Kiss(self.handle_kiss(header)));
+        }
+        if self.unreach >= UNREACH_POLLS {
+            self.recover(now);
         }
         self.reach |= 1;
         self.unreach = 0;

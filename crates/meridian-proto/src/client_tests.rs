@@ -382,7 +382,9 @@ fn unreachable_iburst_server_gets_one_burst_per_poll_not_a_flood() {
         }
         now = a.poll_timeout().unwrap();
     }
-    assert_eq!(a.poll(), a.config().maxpoll, "backed off");
+    // With iburst, single requests backed off to maxpoll / 4: the packet rate of one burst
+    // per maxpoll.
+    assert_eq!(a.poll(), PollInterval::new(6), "backed off to maxpoll - 2");
     // maxpoll 2^8 s: about 338 polls a day, at most IBURST_COUNT requests each.
     let limit = IBURST_COUNT as u64 * (86_400 / 256 + 8 * 2);
     assert!(
@@ -390,4 +392,110 @@ fn unreachable_iburst_server_gets_one_burst_per_poll_not_a_flood() {
         "{sent} requests in a day to a silent server (limit {limit})"
     );
     assert!(sent >= 86_400 / 256, "still polling: {sent}");
+}
+
+/// Drives `a` against a server that answers every request while `up(now)` holds, from
+/// `from` to `to` (seconds); returns the send times.
+fn drive(
+    a: &mut ClientAssociation,
+    rng: &mut SplitMix64,
+    from: f64,
+    to: f64,
+    up: impl Fn(f64) -> bool,
+) -> Vec<f64> {
+    let mut sent = vec![];
+    let mut now = mono(from).max(a.poll_timeout().unwrap());
+    while now < mono(to) {
+        let t = now.as_seconds() - 1000.0;
+        if let Some(req) = a.handle_timeout(now, local(t), rng) {
+            sent.push(t);
+            if up(t) {
+                let (h, t4) = reply_to(&req, t, 0.0, 0.002);
+                let rx = now + Duration::from_millis(2);
+                a.handle_packet(rx, t4, &h, PRECISION).unwrap();
+            }
+        }
+        now = a.poll_timeout().unwrap();
+    }
+    sent
+}
+
+/// A server silent for a day, then back: the association polls it at minpoll again right
+/// after its first reply (not at the backed-off interval), never faster than minpoll apart
+/// from one burst, and then follows the system's poll.
+#[test]
+fn poll_restarts_at_minpoll_when_an_unreachable_server_answers_again() {
+    for iburst in [false, true] {
+        let (mut a, mut rng) = assoc(iburst);
+        // Up for the first 100 s, then silent for a day, then up again.
+        let back = 86_400.0;
+        let up = |t: f64| !(100.0..back).contains(&t);
+        a.set_system_poll(PollInterval::new(8));
+        drive(&mut a, &mut rng, 0.0, back, up);
+        assert_eq!(a.reach(), 0, "unreachable after a day");
+        assert!(a.poll() > a.config().minpoll, "backed off: {:?}", a.poll());
+        let sent = drive(&mut a, &mut rng, back, back + 600.0, up);
+        assert!(a.reach() != 0, "reachable again");
+        // The first request after `back` is the one answered; then a burst (iburst) and
+        // polls at minpoll (2^4 s): the system poll was 2^8 s before the outage.
+        let first = sent[0];
+        let burst = sent
+            .windows(2)
+            .filter(|w| w[1] - w[0] < 15.0 - 1e-9)
+            .count();
+        let want_burst = if iburst { IBURST_COUNT as usize - 1 } else { 0 };
+        assert_eq!(
+            burst, want_burst,
+            "iburst {iburst}: one burst at most {sent:?}"
+        );
+        let polls_in_5_min = sent.iter().filter(|&&t| t < first + 300.0).count();
+        assert!(
+            polls_in_5_min >= 300 / 16 - 1,
+            "iburst {iburst}: {polls_in_5_min} requests in 5 min after recovery: {sent:?}"
+        );
+        assert_eq!(a.poll(), a.config().minpoll, "iburst {iburst}");
+        // The system lengthens the poll again: the association follows it at its next poll.
+        a.set_system_poll(PollInterval::new(7));
+        let later = drive(&mut a, &mut rng, back + 600.0, back + 2000.0, up);
+        assert_eq!(a.poll(), PollInterval::new(7), "iburst {iburst}: {later:?}");
+    }
+}
+
+/// The restart never goes below minpoll, and repeated outages give one burst per recovery
+/// and no more: over ten days of a network up 30 minutes a day, the requests stay within
+/// the polls at minpoll during the windows, a burst per window, and the backed-off polls.
+#[test]
+fn recoveries_never_poll_below_minpoll_nor_storm() {
+    for iburst in [false, true] {
+        let (mut a, mut rng) = assoc(iburst);
+        let up = |t: f64| t % 86_400.0 < 1800.0;
+        let sent = drive(&mut a, &mut rng, 0.0, 10.0 * 86_400.0, up);
+        let short = sent
+            .windows(2)
+            .filter(|w| w[1] - w[0] < 15.0 - 1e-9)
+            .count();
+        let bursts = if iburst {
+            (IBURST_COUNT as usize - 1) * 10
+        } else {
+            0
+        };
+        assert!(
+            short <= bursts,
+            "iburst {iburst}: {short} gaps below minpoll"
+        );
+        // Per day: 1800 s at minpoll 2^4 s, plus a burst, plus a day of backed-off polls
+        // (at least 2^6 s apart).
+        let limit = 10 * (1800 / 15 + IBURST_COUNT as usize + 86_400 / 60);
+        assert!(
+            sent.len() <= limit,
+            "iburst {iburst}: {} requests",
+            sent.len()
+        );
+        // And the windows are used: most of a window's requests are answered at minpoll.
+        let in_windows = sent.iter().filter(|&&t| up(t)).count();
+        assert!(
+            in_windows >= 10 * 1800 / 16 / 2,
+            "iburst {iburst}: {in_windows}"
+        );
+    }
 }

@@ -28,6 +28,8 @@ const LOCAL_UPDATE: f64 = 16.0;
 const START_POLLS: u64 = 4;
 /// Clustering keeps at least this many survivors (RFC 5905 NMIN).
 const CLUSTER_MIN: usize = 3;
+/// Poll intervals without a clock update after which the next update ends a holdover.
+const HOLDOVER_POLLS: f64 = 4.0;
 /// Updates in a row that must allow a longer poll before it is lengthened.
 const POLL_AGREE: i32 = 2;
 
@@ -173,6 +175,9 @@ pub struct System {
     discipline: Discipline,
     pub(crate) vars: SystemVars,
     poll_counter: i32,
+    /// Time of the last clock update from a source; unlike `vars.last_update`, kept when the
+    /// system peer is lost, to tell the end of a holdover.
+    last_clock_update: Option<Mono>,
     /// Reference ids of our own addresses: a source advertising one is synchronized to us.
     pub(crate) own_refids: Vec<ReferenceId>,
     /// Most dynamic associations (`max-dynamic-sessions`).
@@ -202,6 +207,7 @@ impl System {
             discipline,
             vars,
             poll_counter: 0,
+            last_clock_update: None,
             own_refids: Vec::new(),
             max_dynamic: crate::system_peer::DEFAULT_MAX_DYNAMIC,
         }
@@ -583,6 +589,12 @@ impl System {
         {
             return ClockAdjustment::None;
         }
+        // The first update after a holdover (no update for more than HOLDOVER_POLLS poll
+        // intervals: the sources were unreachable) restarts the poll adaptation from minpoll,
+        // so that the time the network is back gives many samples.
+        let after_holdover = self.last_clock_update.is_some_and(|last| {
+            now.saturating_since(last).as_secs_f64() > HOLDOVER_POLLS * self.vars.poll.as_seconds()
+        });
         // The discipline's time constant follows the real interval between updates (short
         // during an iburst), never longer than the poll interval.
         let interval = match self.vars.last_update {
@@ -630,6 +642,12 @@ impl System {
             last_update: Some(now),
             poll: self.vars.poll,
         };
+        self.last_clock_update = Some(now);
+        if after_holdover {
+            // adapt_poll clamps it up to the smallest configured minpoll.
+            self.vars.poll = PollInterval::MIN;
+            self.poll_counter = 0;
+        }
         self.adapt_poll(selection.jitter.max(peer_est.jitter));
         if let ClockAdjustment::Step { offset, .. } = adjustment {
             self.apply_step(offset);

@@ -1,0 +1,77 @@
+//! A server that goes away for most of a day and comes back: the client must use the time it
+//! is back (poll again at minpoll, then lengthen) rather than keep its backed-off interval.
+
+use meridian_sim::{client_config, Link, NodeSpec, Simulation};
+
+/// Requests the client has sent and replies it has received, over all its sources.
+fn counters(sim: &Simulation, client: usize) -> (u64, u64) {
+    sim.nodes[client]
+        .system
+        .sources()
+        .map(|(_, s)| s.association.stats())
+        .fold((0, 0), |(a, b), st| (a + st.sent, b + st.received))
+}
+
+/// Up for 30 minutes, down until the next day, up for 30 minutes again: in the second window
+/// the client polls at minpoll (2^6 s) right after the first reply, and lengthens the poll
+/// from there as the discipline allows, instead of keeping the 1,024 s interval it backed
+/// off to; and it sends no storm.
+#[test]
+fn a_returning_server_is_polled_at_minpoll_again() {
+    for iburst in [false, true] {
+        let mut sim = Simulation::new(3);
+        let server = sim.add_node(NodeSpec {
+            local_reference_stratum: Some(1),
+            ..Default::default()
+        });
+        let client = sim.add_node(NodeSpec {
+            initial_offset: 0.01,
+            frequency_ppm: 10.0,
+            wander_ppm: 1e-3,
+            ..Default::default()
+        });
+        sim.set_link(client, server, Link::lan(0.0001, 100e-6));
+        sim.add_server(client, server, client_config(6, 10, iburst));
+        let day = 86_400.0;
+        sim.set_offline(server, 1800.0, day);
+        sim.run(day, 10.0, |_| {});
+        let (sent_before, received_before) = counters(&sim, client);
+        assert!(
+            sim.nodes[client].system.vars().poll.log2() > 6,
+            "iburst {iburst}: the poll had grown before the outage"
+        );
+        // Times (1 s resolution) at which replies arrived in the window.
+        let mut replies = Vec::new();
+        let mut last = received_before;
+        sim.run(day + 1800.0, 1.0, |s| {
+            let (_, r) = counters(s, client);
+            if r > last {
+                replies.push(s.now - day);
+                last = r;
+            }
+        });
+        let (sent, received) = counters(&sim, client);
+        let (sent, received) = (sent - sent_before, received - received_before);
+        // The first reply comes within the backed-off interval; the next ones at most
+        // minpoll (2^6 s) later (2 s with iburst: the burst), not a backed-off interval.
+        assert!(
+            replies.len() >= 3,
+            "iburst {iburst}: replies at {replies:?}"
+        );
+        let second = replies[1] - replies[0];
+        let want = if iburst { 3.0 } else { 65.0 };
+        assert!(
+            second <= want,
+            "iburst {iburst}: second reply {second} s after the first: {replies:?}"
+        );
+        assert!(
+            received >= if iburst { 8 } else { 5 },
+            "iburst {iburst}: {received} replies in the window: {replies:?}"
+        );
+        // No storm: polls at minpoll from the first one in the window, plus one burst.
+        assert!(
+            sent <= 1800 / 60 + 4,
+            "iburst {iburst}: {sent} requests in the 30 min window"
+        );
+    }
+}
