@@ -26,6 +26,7 @@ pub mod select;
 pub mod server;
 pub mod system;
 pub mod system_peer;
+mod system_poll;
 pub mod time;
 pub mod wire;
 

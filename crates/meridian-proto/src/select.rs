@@ -219,6 +219,48 @@ pub fn select_among(
     })
 }
 
+/// Selection where configured sources take precedence over dynamic ones (symmetric
+/// passive, broadcast): when the configured candidates alone agree as a majority of the
+/// configured voters, a dynamic candidate joins only if its interval meets theirs, so any
+/// number of dynamic sources agreeing on another time cannot outvote the configured ones.
+/// Without such a configured majority, every source votes alike. `configured[k]` tells
+/// whether `candidates[k]` is configured; `pending` counts heard but not yet measurable
+/// (configured, dynamic) sources, which vote against every cluster. Attack guide S2 (c).
+pub fn select_with_precedence(
+    candidates: &[Candidate],
+    configured: &[bool],
+    pending: (usize, usize),
+    min_survivors: usize,
+) -> Option<Selection> {
+    let own: Vec<Candidate> = candidates
+        .iter()
+        .zip(configured)
+        .filter(|(_, &c)| c)
+        .map(|(c, _)| *c)
+        .collect();
+    let own_voters = own.len() + pending.0;
+    if own.len() < candidates.len() {
+        if let Some((low, high)) = majority_interval(&own, own_voters) {
+            let admitted: Vec<Candidate> = candidates
+                .iter()
+                .zip(configured)
+                .filter(|(c, &conf)| {
+                    conf || (c.offset + c.root_distance >= low
+                        && c.offset - c.root_distance <= high)
+                })
+                .map(|(c, _)| *c)
+                .collect();
+            let voters = admitted.len() + pending.0;
+            return select_among(&admitted, voters, min_survivors);
+        }
+    }
+    select_among(
+        candidates,
+        candidates.len() + pending.0 + pending.1,
+        min_survivors,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

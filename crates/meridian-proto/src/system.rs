@@ -14,7 +14,7 @@ use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request
 use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
 use crate::entropy::Entropy;
 use crate::filter::{ClockFilter, PeerEstimate, Sample, NSTAGE};
-use crate::select::{majority_interval, select_among, Candidate};
+use crate::select::{select_with_precedence, Candidate};
 use crate::server::ServerState;
 use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
 use crate::wire::{Leap, ReferenceId};
@@ -30,8 +30,6 @@ const START_POLLS: u64 = 4;
 const CLUSTER_MIN: usize = 3;
 /// Poll intervals without a clock update after which the next update ends a holdover.
 const HOLDOVER_POLLS: f64 = 4.0;
-/// Updates in a row that must allow a longer poll before it is lengthened.
-const POLL_AGREE: i32 = 2;
 
 /// The local clock as a reference (Comware `refclock-master`): when nothing better is
 /// available, the system claims `stratum` and serves its own clock.
@@ -172,9 +170,9 @@ pub struct System {
     /// Slots: a removed (expired dynamic) source leaves `None`, so ids stay stable; a slot
     /// is reused only after the owner was told of the removal.
     pub(crate) sources: Vec<Option<Source>>,
-    discipline: Discipline,
+    pub(crate) discipline: Discipline,
     pub(crate) vars: SystemVars,
-    poll_counter: i32,
+    pub(crate) poll_counter: i32,
     /// Time of the last clock update from a source; unlike `vars.last_update`, kept when the
     /// system peer is lost, to tell the end of a holdover.
     last_clock_update: Option<Mono>,
@@ -544,7 +542,9 @@ impl System {
         if self.vars.last_update.is_none() && !self.start_quorum(candidates.len()) {
             return ClockAdjustment::None;
         }
-        let Some(selection) = self.select_with_precedence(&candidates, &configured, pending) else {
+        let Some(selection) =
+            select_with_precedence(&candidates, &configured, pending, CLUSTER_MIN)
+        else {
             return ClockAdjustment::None;
         };
         if selection.survivors.len() < self.config.min_survivors.max(1) {
@@ -653,95 +653,6 @@ impl System {
             self.apply_step(offset);
         }
         adjustment
-    }
-
-    /// Selection where configured sources take precedence over dynamic ones (symmetric
-    /// passive, broadcast): when the configured candidates alone agree as a majority of the
-    /// configured voters, a dynamic candidate joins only if its interval meets theirs, so any
-    /// number of dynamic sources agreeing on another time cannot outvote the configured ones.
-    /// Without such a configured majority, every source votes alike. `configured[k]` tells
-    /// whether `candidates[k]` is configured; `pending` counts heard but not yet measurable
-    /// (configured, dynamic) sources, which vote against every cluster.
-    fn select_with_precedence(
-        &self,
-        candidates: &[Candidate],
-        configured: &[bool],
-        pending: (usize, usize),
-    ) -> Option<crate::select::Selection> {
-        let own: Vec<Candidate> = candidates
-            .iter()
-            .zip(configured)
-            .filter(|(_, &c)| c)
-            .map(|(c, _)| *c)
-            .collect();
-        let own_voters = own.len() + pending.0;
-        if own.len() < candidates.len() {
-            if let Some((low, high)) = majority_interval(&own, own_voters) {
-                let admitted: Vec<Candidate> = candidates
-                    .iter()
-                    .zip(configured)
-                    .filter(|(c, &conf)| {
-                        conf || (c.offset + c.root_distance >= low
-                            && c.offset - c.root_distance <= high)
-                    })
-                    .map(|(c, _)| *c)
-                    .collect();
-                let voters = admitted.len() + pending.0;
-                return select_among(&admitted, voters, CLUSTER_MIN);
-            }
-        }
-        select_among(
-            candidates,
-            candidates.len() + pending.0 + pending.1,
-            CLUSTER_MIN,
-        )
-    }
-
-    /// Poll adaptation: poll as seldom as the clock allows. From the discipline's model,
-    /// the clock's error can grow between two samples T apart by about
-    /// `g(T) = sd(frequency) * T + sqrt(wander * T^3 / 3)` (a frequency error, plus a random
-    /// walk of the frequency). Sampling faster than that growth matters only wastes the
-    /// server's time; sampling slower lets the clock wander further than the measurements
-    /// are noisy. So: lengthen the poll (after two updates that agree) while `g(2T)` stays
-    /// below half the measurement noise, shorten it at once when `g(T)` exceeds the noise.
-    fn adapt_poll(&mut self, noise: f64) {
-        let precision = NtpDuration::from_exponent(self.config.precision).to_seconds();
-        let noise = noise.max(precision).max(1e-7);
-        let sd_freq = self.discipline.frequency_sd_ppm() * 1e-6;
-        let (wander, _) = self.discipline.noise_model();
-        let growth = |t: f64| sd_freq * t + (wander.max(0.0) * t * t * t / 3.0).sqrt();
-        let t = self.vars.poll.as_seconds();
-        if growth(t) > noise {
-            self.poll_counter = 0;
-            self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
-        } else if growth(2.0 * t) < noise / 2.0 {
-            self.poll_counter += 1;
-            if self.poll_counter >= POLL_AGREE {
-                self.poll_counter = 0;
-                self.vars.poll = self.vars.poll.inc(PollInterval::MAX);
-            }
-        } else {
-            self.poll_counter = 0;
-        }
-        // Only configured associations and broadcast clients (whose poll is the server's
-        // interval) bound the system poll (passive ones follow their peer).
-        let configured = || {
-            self.sources()
-                .map(|(_, s)| &s.association)
-                .filter(|a| a.configured() || a.as_broadcast().is_some())
-        };
-        let max = configured()
-            .map(|a| a.config().maxpoll)
-            .max()
-            .unwrap_or(PollInterval::MAX);
-        let min = configured()
-            .map(|a| a.config().minpoll)
-            .min()
-            .unwrap_or(PollInterval::MIN);
-        self.vars.poll = self.vars.poll.max(min).min(max);
-        for s in self.sources.iter_mut().flatten() {
-            s.association.set_system_poll(self.vars.poll);
-        }
     }
 
     /// The clock was stepped by `step` seconds (positive: forward) by someone else: an
