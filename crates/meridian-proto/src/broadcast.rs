@@ -493,13 +493,8 @@ impl BroadcastClient {
             self.stats.last_rejection = checks.first_failure();
             return Ok(Reply::Unusable(checks));
         }
-        let t1 = self.sent_local;
-        let (t2, t3, t4) = (h.receive_ts, h.transmit_ts, local_rx);
-        let offset = ((t2 - t1).to_seconds() + (t3 - t4).to_seconds()) / 2.0;
-        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
-        let peer_precision_s = NtpDuration::from_exponent(h.precision).to_seconds();
-        let delay = ((t4 - t1).to_seconds() - (t3 - t2).to_seconds()).max(precision_s);
-        let dispersion = precision_s + peer_precision_s + PHI * (t4 - t1).to_seconds().abs();
+        let mut m = Measurement::from_exchange(self.sent_local, h, local_rx, precision, now);
+        let delay = m.delay;
         self.delay = Some(self.delay.map_or(delay, |d| d.min(delay)));
         self.replies += 1;
         if self.replies >= CALIBRATION_REPLIES {
@@ -510,13 +505,8 @@ impl BroadcastClient {
         let mut info = PeerInfo::from_header(h);
         info.mode = Mode::Broadcast;
         self.peer = Some(info);
-        Ok(Reply::Sample(Measurement {
-            offset,
-            delay,
-            dispersion,
-            time: now,
-            peer: info,
-        }))
+        m.peer = info;
+        Ok(Reply::Sample(m))
     }
 
     fn reject(&mut self, checks: PacketChecks) -> PacketChecks {

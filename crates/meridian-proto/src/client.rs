@@ -168,6 +168,31 @@ pub struct Measurement {
     pub peer: PeerInfo,
 }
 
+impl Measurement {
+    /// The RFC 5905 on-wire calculation (section 8) for one exchange: `t1` our transmit time,
+    /// `t2`/`t3` the other side's receive and transmit times from header `h`, `t4` our
+    /// receive time; `precision` is our clock's. The delay is at least our precision; the
+    /// dispersion covers both precisions and the frequency tolerance over the exchange.
+    pub fn from_exchange(
+        t1: NtpTimestamp,
+        h: &Header,
+        t4: NtpTimestamp,
+        precision: i8,
+        now: Mono,
+    ) -> Self {
+        let (t2, t3) = (h.receive_ts, h.transmit_ts);
+        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
+        let peer_precision_s = NtpDuration::from_exponent(h.precision).to_seconds();
+        Self {
+            offset: ((t2 - t1).to_seconds() + (t3 - t4).to_seconds()) / 2.0,
+            delay: ((t4 - t1).to_seconds() - (t3 - t2).to_seconds()).max(precision_s),
+            dispersion: precision_s + peer_precision_s + PHI * (t4 - t1).to_seconds().abs(),
+            time: now,
+            peer: PeerInfo::from_header(h),
+        }
+    }
+}
+
 /// What a reply that passed tests 1-3 amounted to.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reply {
@@ -434,20 +459,13 @@ impl ClientAssociation {
             return Ok(Reply::Unusable(checks));
         }
 
-        let t1 = self.sent_local;
-        let (t2, t3, t4) = (header.receive_ts, header.transmit_ts, local_rx);
-        let offset = ((t2 - t1).to_seconds() + (t3 - t4).to_seconds()) / 2.0;
-        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
-        let peer_precision_s = NtpDuration::from_exponent(header.precision).to_seconds();
-        let delay = ((t4 - t1).to_seconds() - (t3 - t2).to_seconds()).max(precision_s);
-        let dispersion = precision_s + peer_precision_s + PHI * (t4 - t1).to_seconds().abs();
-        Ok(Reply::Sample(Measurement {
-            offset,
-            delay,
-            dispersion,
-            time: now,
-            peer: PeerInfo::from_header(header),
-        }))
+        Ok(Reply::Sample(Measurement::from_exchange(
+            self.sent_local,
+            header,
+            local_rx,
+            precision,
+            now,
+        )))
     }
 
     fn reject(&mut self, checks: PacketChecks) -> PacketChecks {

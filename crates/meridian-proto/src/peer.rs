@@ -56,7 +56,7 @@ use crate::auth::{self, AuthResult, Received};
 use crate::checks::PacketChecks;
 use crate::client::{
     ClientConfig, ClientStats, ExchangeTimes, Measurement, PeerInfo, Reply, Request, IBURST_COUNT,
-    MAX_REQUEST_LEN, PHI,
+    MAX_REQUEST_LEN,
 };
 use crate::entropy::Entropy;
 use crate::server::ServerState;
@@ -544,20 +544,9 @@ impl PeerAssociation {
             self.stats.last_rejection = checks.first_failure();
             return Ok(Reply::Unusable(checks));
         }
-        let t1 = sent.local;
-        let (t2, t3, t4) = (h.receive_ts, h.transmit_ts, local_rx);
-        let offset = ((t2 - t1).to_seconds() + (t3 - t4).to_seconds()) / 2.0;
-        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
-        let peer_precision_s = NtpDuration::from_exponent(h.precision).to_seconds();
-        let delay = ((t4 - t1).to_seconds() - (t3 - t2).to_seconds()).max(precision_s);
-        let dispersion = precision_s + peer_precision_s + PHI * (t4 - t1).to_seconds().abs();
-        Ok(Reply::Sample(Measurement {
-            offset,
-            delay,
-            dispersion,
-            time: now,
-            peer: PeerInfo::from_header(h),
-        }))
+        Ok(Reply::Sample(Measurement::from_exchange(
+            sent.local, h, local_rx, precision, now,
+        )))
     }
 
     fn reject(&mut self, checks: PacketChecks) -> PacketChecks {

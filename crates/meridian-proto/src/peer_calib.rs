@@ -5,9 +5,9 @@
 use super::{Calibration, PeerAssociation, CALIBRATION_TRIES};
 use crate::auth::{self, AuthResult, Received};
 use crate::checks::PacketChecks;
-use crate::client::{Measurement, PeerInfo, Reply, Request, KOD_MAX_POLL, PHI};
+use crate::client::{Measurement, PeerInfo, Reply, Request, KOD_MAX_POLL};
 use crate::entropy::Entropy;
-use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
+use crate::time::{Mono, NtpTimestamp, PollInterval};
 use crate::wire::{Header, Mode, ReferenceId};
 
 /// A kiss we act on: stratum 0 with the code RATE, DENY or RSTR. Other stratum 0 packets
@@ -120,20 +120,13 @@ impl PeerAssociation {
             self.stats.last_rejection = checks.first_failure();
             return Ok(Reply::Unusable(checks));
         }
-        let t1 = self.calib_local;
-        let (t2, t3, t4) = (h.receive_ts, h.transmit_ts, local_rx);
-        let offset = ((t2 - t1).to_seconds() + (t3 - t4).to_seconds()) / 2.0;
-        let precision_s = NtpDuration::from_exponent(precision).to_seconds();
-        let peer_precision_s = NtpDuration::from_exponent(h.precision).to_seconds();
-        let delay = ((t4 - t1).to_seconds() - (t3 - t2).to_seconds()).max(precision_s);
-        let dispersion = precision_s + peer_precision_s + PHI * (t4 - t1).to_seconds().abs();
-        Ok(Reply::Sample(Measurement {
-            offset,
-            delay,
-            dispersion,
-            time: now,
-            peer: PeerInfo::from_header(h),
-        }))
+        Ok(Reply::Sample(Measurement::from_exchange(
+            self.calib_local,
+            h,
+            local_rx,
+            precision,
+            now,
+        )))
     }
 
     /// A genuine kiss (origin and MAC already checked) in the symmetric exchange.
