@@ -2,8 +2,16 @@
 //! address, kept in a fixed-capacity, set-associative table (constant work per packet, memory
 //! bounded by the configured size), with a random leak so a spoofed flood cannot silence its
 //! victim, and a RATE Kiss-o'-Death for a random share of the refused requests.
+//!
+//! Kisses and authentication ([`signed_kiss`]): a request without MAC gets a plain kiss; one
+//! with a valid MAC of a key we hold as trusted gets a kiss signed with that same key (a keyed
+//! client or peer trusts only an authenticated kiss, RFC 8633); any other MAC (unknown or
+//! untrusted key, bad digest or length, crypto-NAK) gets no kiss at all: it is dropped, not
+//! answered with a crypto-NAK, since a kiss is already a refusal.
 
+use crate::auth::{self, AuthResult};
 use crate::entropy::Entropy;
+use crate::keys::KeyTable;
 use crate::time::Mono;
 use crate::wire::{self, Header, Leap, Mode, ReferenceId, HEADER_LEN};
 use core::time::Duration;
@@ -187,27 +195,50 @@ fn one_in(n: u32, rng: &mut dyn Entropy) -> bool {
 /// LI 3, stratum 0, refid "RATE", the request's transmit timestamp as origin and no time of
 /// ours (receive and transmit carry the same value). The poll field asks for at least
 /// `interval`. Returns its length (48, never more than the request); `None` when the request
-/// is malformed or neither mode 3 nor mode 1 (no kiss in reply to modes 2, 4 or 5).
+/// is malformed, carries a MAC (use [`signed_kiss`] with our keys) or is neither mode 3 nor
+/// mode 1 (no kiss in reply to modes 2, 4 or 5).
 pub fn rate_kiss(request: &[u8], interval: Duration, out: &mut [u8]) -> Option<usize> {
     kiss(request, ReferenceId::KISS_RATE, interval, out)
 }
 
-/// Builds a Kiss-o'-Death with `code` for a mode 3 request or a mode 1 packet, as
-/// [`rate_kiss`] does. The kiss is always mode 4, whatever the request: that is the mode in
-/// which clients and peers recognize a kiss (RFC 5905 section 7.4 defines kisses as server
-/// answers; ntpd only acts on a mode 4 kiss), and it names no association of ours, so it can
-/// never be taken for a symmetric packet. `interval` is the shortest poll the kiss asks for.
+/// [`signed_kiss`] with no keys: a request with a MAC gets no kiss.
 pub fn kiss(
     request: &[u8],
     code: ReferenceId,
     interval: Duration,
     out: &mut [u8],
 ) -> Option<usize> {
-    let req = wire::parse(request).ok()?.header;
+    signed_kiss(request, code, interval, &KeyTable::new(), out)
+}
+
+/// Builds a Kiss-o'-Death with `code` for a mode 3 request or a mode 1 packet, as
+/// [`rate_kiss`] does, authenticated with `keys` as the module docs say. The kiss is always
+/// mode 4, whatever the request: that is the mode in which clients and peers recognize a
+/// kiss (RFC 5905 section 7.4 defines kisses as server answers; ntpd only acts on a mode 4
+/// kiss), and it names no association of ours, so it can never be taken for a symmetric
+/// packet. `interval` is the shortest poll the kiss asks for. Returns its length: 48, or 48
+/// plus the request's own MAC length (never more than the request); `out` should hold
+/// [`crate::server::MAX_REPLY_LEN`] bytes.
+pub fn signed_kiss(
+    request: &[u8],
+    code: ReferenceId,
+    interval: Duration,
+    keys: &KeyTable,
+    out: &mut [u8],
+) -> Option<usize> {
+    let packet = wire::parse(request).ok()?;
+    let req = packet.header;
     if !matches!(req.mode, Mode::Client | Mode::SymmetricActive) {
         return None;
     }
-    let out: &mut [u8; HEADER_LEN] = out.get_mut(..HEADER_LEN)?.try_into().ok()?;
+    let key = match auth::verify(keys, packet.authenticated, packet.mac) {
+        AuthResult::NoMac => None,
+        AuthResult::Ok(id) => Some(keys.get(id)?),
+        _ => return None,
+    };
+    let len = HEADER_LEN + key.map_or(0, |k| k.mac_len());
+    debug_assert!(len <= request.len());
+    let out = out.get_mut(..len)?;
     let secs = interval.as_secs_f64().max(1.0);
     let min_poll = secs.log2().ceil().min(17.0) as i8;
     let kiss = Header {
@@ -225,10 +256,17 @@ pub fn kiss(
         receive_ts: req.transmit_ts,
         transmit_ts: req.transmit_ts,
     };
-    kiss.emit(out);
-    Some(HEADER_LEN)
+    kiss.emit((&mut out[..HEADER_LEN]).try_into().ok()?);
+    match key {
+        Some(key) => auth::append_mac(key, out, HEADER_LEN),
+        None => Some(HEADER_LEN),
+    }
 }
 
 #[cfg(test)]
 #[path = "ratelimit_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ratelimit_kiss_auth_tests.rs"]
+mod kiss_auth_tests;

@@ -480,7 +480,8 @@ impl Instance {
     /// The checks in front of `respond`, cheapest first: interface receive switch, loopback
     /// source on a real interface, access right, rate. Returns whether to go on; a drop is
     /// counted with its reason, a RATE kiss is sent here (and counted as `rate-kod`), as is
-    /// the RSTR kiss for a mode 1 packet from a source without the `peer` right (`rstr-kod`).
+    /// the RSTR kiss for a mode 1 packet from a source without the `peer` right (`rstr-kod`);
+    /// both signed as the normal reply would be (`ratelimit::signed_kiss`).
     fn admit(
         &mut self,
         index: usize,
@@ -520,8 +521,11 @@ impl Instance {
                 .map_or(std::time::Duration::ZERO, |l| l.config().interval),
             _ => std::time::Duration::ZERO,
         };
-        let mut out = [0u8; wire::HEADER_LEN];
-        let Some(len) = ratelimit::kiss(request, code, interval, &mut out) else {
+        // Signed with the request's key when that is a trusted key of ours; a request with
+        // any other MAC gets no kiss (counted as the plain drop below).
+        let mut out = [0u8; server::MAX_REPLY_LEN];
+        let keys = &self.server_keys;
+        let Some(len) = ratelimit::signed_kiss(request, code, interval, keys, &mut out) else {
             let reason = match code {
                 ReferenceId::KISS_RATE => "rate-limited",
                 _ => "access-restricted",

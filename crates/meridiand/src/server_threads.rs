@@ -399,8 +399,9 @@ impl Worker {
         let interval = p
             .rate_limit
             .map_or(std::time::Duration::ZERO, |c| c.interval);
-        let mut out = [0u8; wire::HEADER_LEN];
-        let Some(len) = ratelimit::rate_kiss(request, interval, &mut out) else {
+        let mut out = [0u8; server::MAX_REPLY_LEN];
+        let code = wire::ReferenceId::KISS_RATE;
+        let Some(len) = ratelimit::signed_kiss(request, code, interval, &p.keys, &mut out) else {
             self.drop("rate-limited");
             return false;
         };

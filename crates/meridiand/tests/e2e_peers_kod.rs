@@ -10,6 +10,9 @@
 //! * RSTR: B has only the `synchronization` right on A. A answers B's mode 3 calibration
 //!   request (B calibrates), then refuses B's first mode 1 packet with an RSTR kiss: B's
 //!   association shows `denied` and B sends nothing more (A's received counter stops).
+//! * Keyed RATE: A and B share a trusted key and B's peer association uses it. A's RATE kiss
+//!   is signed with that key (a keyed association ignores an unsigned kiss), so B's poll
+//!   again grows at once.
 //!
 //! Needs root (network namespaces); prints SKIPPED otherwise. No process can set the clock.
 
@@ -189,5 +192,62 @@ fn rstr_kiss_from_a_meridiand_stops_an_active_peer_without_the_peer_right() {
     let after = received(&a_sock).expect("A's counters");
     eprintln!("{test}: A received {before} then {after}; B: {session}");
     assert_eq!(before, after, "B sent nothing after the kiss\n{}", logs());
+    assert!(a.is_running() && b.is_running());
+}
+
+#[test]
+fn signed_rate_kiss_from_a_keyed_meridiand_lengthens_the_keyed_peer_poll() {
+    let test = "signed_rate_kiss_from_a_keyed_meridiand_lengthens_the_keyed_peer_poll";
+    if !require_root(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir(test);
+    let net = TestNet::new(test, 2);
+    let a_ip = net.host(0).ipv4().to_string();
+    let keys = dir.path().join("kod.keys");
+    std::fs::write(
+        &keys,
+        "5 sha1 HEX:000102030405060708090a0b0c0d0e0f10111213\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let auth = format!(
+        "\n[authentication]\nenable = true\nkeys-file = \"{}\"\ntrusted = [5]\n",
+        keys.display()
+    );
+    let a_body = a_config(
+        "max-dynamic-sessions = 0\n",
+        &format!("\n[rate-limit]\ninterval = \"16s\"\nburst = 1\nleak = 0\nkod = 1\n{auth}"),
+    );
+    let (a, a_sock) = start_meridiand(net.host(0), dir.path(), "a", &a_body);
+    std::thread::sleep(Duration::from_millis(300));
+    let b_body = b_config(&a_ip, 6) + "key-id = 5\n" + &auth;
+    let (b, b_sock) = start_meridiand(net.host(1), dir.path(), "b", &b_body);
+    let start = Instant::now();
+    let mut polls = Vec::new();
+    while start.elapsed() < Duration::from_secs(12) {
+        if let Some(p) = session_of(&b_sock, &a_ip).and_then(|s| s["poll_s"].as_u64()) {
+            if polls.last().map(|(_, last)| *last) != Some(p) {
+                polls.push((start.elapsed().as_secs_f64(), p));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kisses = dropped(&a_sock, "rate-kod");
+    let session = session_of(&b_sock, &a_ip).unwrap_or_default();
+    eprintln!("{test}: B polls {polls:?}, A sent {kisses} RATE kisses; B: {session}");
+    let logs = || format!("--- A:\n{}\n--- B:\n{}", a.log(), b.log());
+    assert!(kisses >= 1, "A kissed B: {}", logs());
+    assert_eq!(session["auth"], "ok", "B's association is keyed: {session}");
+    assert!(
+        polls.iter().any(|(t, p)| *p >= 16 && *t < 10.0),
+        "B's keyed association acted on the signed kiss at once: {polls:?}\n{}",
+        logs()
+    );
+    assert!(
+        status_words(&session).iter().any(|w| w == "calibrated"),
+        "B's first keyed mode 3 passed A's limit: {session}"
+    );
     assert!(a.is_running() && b.is_running());
 }
