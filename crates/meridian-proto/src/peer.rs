@@ -472,24 +472,13 @@ impl PeerAssociation {
             checks.duplicate = true;
             return Err(self.reject(checks));
         }
-        // Test 5: a crypto-NAK is never accepted; a keyed association needs its own key.
-        let result = match &self.config.key {
-            Some(key) => auth::verify_with_key(key, packet.authenticated(), packet.mac()),
-            None if packet
-                .mac()
-                .is_some_and(|m| m.key_id == 0 && m.digest.is_empty()) =>
-            {
-                AuthResult::CryptoNak
-            }
-            None => AuthResult::NoMac,
-        };
-        let keyed = self.config.key.is_some();
-        if (keyed || result == AuthResult::CryptoNak) && !result.is_ok() {
+        let Ok(result) = self.mac_test(packet) else {
             // Counted and named in the statistics only: a forgery must not even change what
             // `auth_status` shows.
             checks.auth_failed = true;
             return Err(self.reject(checks));
-        }
+        };
+        let keyed = self.config.key.is_some();
         if calib::is_kiss(h) {
             // Only a kiss answering a packet of ours that has had no answer yet counts (a zero
             // origin is no answer; a replayed kiss finds its packet answered).
@@ -547,6 +536,30 @@ impl PeerAssociation {
         Ok(Reply::Sample(Measurement::from_exchange(
             sent.local, h, local_rx, precision, now,
         )))
+    }
+
+    /// Test 5 for both phases of the exchange: a crypto-NAK is never accepted; a keyed
+    /// association needs a valid MAC of its own key. Ok: the result to record (when keyed);
+    /// Err: the packet fails the test.
+    pub(super) fn mac_test<R: Received + ?Sized>(
+        &self,
+        packet: &R,
+    ) -> Result<AuthResult, AuthResult> {
+        let result = match &self.config.key {
+            Some(key) => auth::verify_with_key(key, packet.authenticated(), packet.mac()),
+            None if packet
+                .mac()
+                .is_some_and(|m| m.key_id == 0 && m.digest.is_empty()) =>
+            {
+                AuthResult::CryptoNak
+            }
+            None => AuthResult::NoMac,
+        };
+        if (self.config.key.is_some() || result == AuthResult::CryptoNak) && !result.is_ok() {
+            Err(result)
+        } else {
+            Ok(result)
+        }
     }
 
     fn reject(&mut self, checks: PacketChecks) -> PacketChecks {

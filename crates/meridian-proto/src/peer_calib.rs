@@ -3,7 +3,7 @@
 //! (see the module documentation of `peer.rs` for the rules).
 
 use super::{Calibration, PeerAssociation, CALIBRATION_TRIES};
-use crate::auth::{self, AuthResult, Received};
+use crate::auth::Received;
 use crate::checks::PacketChecks;
 use crate::client::{Measurement, PeerInfo, Reply, Request, KOD_MAX_POLL};
 use crate::entropy::Entropy;
@@ -77,21 +77,11 @@ impl PeerAssociation {
         if !checks.genuine() {
             return Err(self.reject(checks));
         }
-        let result = match &self.config.key {
-            Some(key) => auth::verify_with_key(key, packet.authenticated(), packet.mac()),
-            None if packet
-                .mac()
-                .is_some_and(|m| m.key_id == 0 && m.digest.is_empty()) =>
-            {
-                AuthResult::CryptoNak
-            }
-            None => AuthResult::NoMac,
+        let Ok(result) = self.mac_test(packet) else {
+            checks.auth_failed = true;
+            return Err(self.reject(checks));
         };
-        if self.config.key.is_some() || result == AuthResult::CryptoNak {
-            if !result.is_ok() {
-                checks.auth_failed = true;
-                return Err(self.reject(checks));
-            }
+        if self.config.key.is_some() {
             self.last_auth = Some(result);
         }
         // Genuine: one reply per request.
