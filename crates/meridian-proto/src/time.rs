@@ -308,6 +308,29 @@ impl Add<core::time::Duration> for Mono {
     }
 }
 
+/// (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the origin to 0000-03-01 so that February, with its leap day, ends each year;
+    // then split into 400-year cycles of 146,097 days.
+    let z = days + 719_468;
+    let cycle = z.div_euclid(146_097);
+    let day_of_cycle = z.rem_euclid(146_097);
+    let year_of_cycle = (day_of_cycle - day_of_cycle / 1_460 + day_of_cycle / 36_524
+        - day_of_cycle / 146_096)
+        / 365;
+    let day_of_year =
+        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_cycle + cycle * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::instance::Instance;
 use meridian_proto::report::{ServerCountersReport, SessionDetail, SessionReport, StatusReport};
 use meridian_proto::system::{LocalReference, Source, SourceId, SyncSource, System};
-use meridian_proto::time::{Mono, NtpTimestamp};
+use meridian_proto::time::{civil_from_days, Mono, NtpTimestamp};
 use meridian_proto::wire::ReferenceId;
 use std::net::SocketAddr;
 
@@ -25,19 +25,6 @@ pub fn rfc3339(ts: NtpTimestamp, clock_now: NtpTimestamp) -> String {
         t % 60,
         nanos / 1000
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
 fn refid_text(refid: ReferenceId, stratum: u8) -> String {

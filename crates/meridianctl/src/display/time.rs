@@ -1,6 +1,7 @@
 //! Comware's timestamp layout `HH:MM:SS.mmm UTC Mon D YYYY(XXXXXXXX.XXXXXXXX)` and the
 //! calendar arithmetic behind it.
 
+use meridian_proto::time::civil_from_days;
 use meridian_proto::time::{NtpTimestamp, NTP_UNIX_OFFSET};
 
 const MONTHS: [&str; 12] = [
@@ -16,29 +17,6 @@ pub fn parse_ntp_hex(text: &str) -> Option<NtpTimestamp> {
     let secs = u32::from_str_radix(secs, 16).ok()?;
     let frac = u32::from_str_radix(frac, 16).ok()?;
     Some(NtpTimestamp::from_bits(((secs as u64) << 32) | frac as u64))
-}
-
-/// Civil date (year, month 1..=12, day 1..=31) of a day count since 1970-01-01, proleptic
-/// Gregorian, valid for negative counts too.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Count from 0000-03-01 so that the leap day is the last day of a year; 400-year cycles
-    // of 146097 days repeat exactly.
-    let z = days + 719_468;
-    let cycle = z.div_euclid(146_097);
-    let day_of_cycle = z.rem_euclid(146_097);
-    let year_of_cycle =
-        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365;
-    let day_of_year =
-        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_cycle + cycle * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `HH:MM:SS.mmm UTC Mon D YYYY` for seconds and nanoseconds since the Unix epoch
