@@ -172,6 +172,24 @@ impl ClockFilter {
         finite_or(v, MAXDISP * MAXDISP)
     }
 
+    /// The offset before the first clock update, combining the register's samples: until
+    /// then the clock ran free, so every sample measured the same offset (up to the drift
+    /// since it was taken, counted as PHI times its age, the same uniform bound as in
+    /// [`ClockFilter::estimate`]). Weighted by inverse variance, the first update uses the
+    /// whole burst instead of its last sample alone (on a noisy path the newest sample may be
+    /// far out; the mean of four is half as far). Returns (offset, variance).
+    pub fn start_estimate(&self, now: Mono) -> Option<(f64, f64)> {
+        let (mut weights, mut sum) = (0.0, 0.0);
+        for s in self.samples() {
+            let grown = PHI * now.saturating_since(s.time).as_secs_f64();
+            let w = 1.0 / (self.sample_variance(s, self.precision) + grown * grown / 3.0);
+            weights += w;
+            sum += w * s.offset;
+        }
+        let (offset, variance) = (sum / weights, 1.0 / weights);
+        (offset.is_finite() && variance.is_finite()).then_some((offset, variance))
+    }
+
     /// The estimate for display and selection at `now`: the newest sample, with the RFC 5905
     /// dispersion of the register grown at PHI, the register's jitter, and the variance of
     /// the newest sample grown by the dispersion it accumulated since (as a uniform bound).
@@ -388,5 +406,34 @@ mod tests {
         assert!((offs[1] - 1e-3).abs() < 1e-12);
         f.clear();
         assert!(f.estimate(Mono::from_seconds(1.0)).is_none());
+    }
+
+    #[test]
+    fn start_estimate_weighs_the_burst_by_variance_and_age() {
+        // A noisy path, samples 2 s apart: the drift since (PHI * 6 s) is negligible next to
+        // the excess delays, which decide: the two samples with 10 ms less delay (offsets 10
+        // and 4 ms) count more than the two others (-6 and 8 ms).
+        let mut f = ClockFilter::new();
+        for (i, o) in [0.010, -0.006, 0.004, 0.008].iter().enumerate() {
+            f.add(s(2.0 * i as f64, *o, 0.02 + 0.01 * (i % 2) as f64), 1e-7);
+        }
+        let (offset, var) = f.start_estimate(Mono::from_seconds(6.0)).unwrap();
+        let mean = (0.010 - 0.006 + 0.004 + 0.008) / 4.0;
+        let low_delay_mean = (0.010 + 0.004) / 2.0;
+        assert!(
+            offset > mean + 1e-3 && offset < low_delay_mean,
+            "{offset}: between the plain mean {mean} and the low-delay samples' {low_delay_mean}"
+        );
+        let newest = f.estimate(Mono::from_seconds(6.0)).unwrap();
+        assert!(var < newest.offset_variance / 2.0, "four samples beat one");
+        // A quiet path, samples 60 s apart: an old sample may have drifted by PHI * age,
+        // far more than the path's noise, so the newest one decides.
+        let mut f = ClockFilter::new();
+        for (i, o) in [0.001, 0.0005, 0.0].iter().enumerate() {
+            f.add(s(60.0 * i as f64, *o, 1e-4), 1e-7);
+        }
+        let (offset, _) = f.start_estimate(Mono::from_seconds(120.0)).unwrap();
+        assert!(offset.abs() < 1e-5, "{offset}");
+        assert!(ClockFilter::new().start_estimate(Mono::ZERO).is_none());
     }
 }

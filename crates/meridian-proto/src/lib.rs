@@ -35,4 +35,6 @@ mod attack_rows_tests;
 #[cfg(test)]
 mod auth_rules_tests;
 #[cfg(test)]
+mod system_start_tests;
+#[cfg(test)]
 mod system_step_tests;

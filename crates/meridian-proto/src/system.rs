@@ -11,7 +11,7 @@
 use crate::association::Association;
 use crate::auth::Received;
 use crate::client::{ClientAssociation, ClientConfig, Measurement, Reply, Request, PHI};
-use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig};
+use crate::discipline::{ClockAdjustment, Discipline, DisciplineConfig, DisciplineState};
 use crate::entropy::Entropy;
 use crate::filter::{ClockFilter, PeerEstimate, Sample, NSTAGE};
 use crate::select::{select_with_precedence, Candidate};
@@ -490,6 +490,9 @@ impl System {
         // too distant): they count against every cluster. (configured, dynamic)
         let mut pending = (0, 0);
         let own_refids = &self.own_refids;
+        // Before the discipline's first update the samples of a burst all measured the same
+        // free-running clock: a source offers their combination (ClockFilter::start_estimate).
+        let starting = self.discipline.state() == DisciplineState::Unset;
         for (i, slot) in self.sources.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
             s.flags = SourceFlags::default();
@@ -529,14 +532,18 @@ impl System {
                 + peer.root_dispersion.to_seconds()
                 + est.jitter
                 + 3.0 * est.offset_variance.max(0.0).sqrt();
+            let (offset, offset_variance) = match s.filter.start_estimate(now) {
+                Some(start) if starting => start,
+                _ => (est.offset, est.offset_variance),
+            };
             candidates.push(Candidate {
                 id: i,
-                offset: est.offset,
+                offset,
                 root_distance: interval,
                 jitter: est.jitter,
                 stratum: peer.stratum,
                 prefer: s.prefer,
-                offset_variance: est.offset_variance,
+                offset_variance,
             });
         }
         if self.vars.last_update.is_none() && !self.start_quorum(candidates.len()) {
