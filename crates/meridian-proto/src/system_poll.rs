@@ -1,6 +1,7 @@
 //! Poll adaptation of the [`System`]: how often the sources are asked, from the discipline's
 //! model of the clock (frequency uncertainty and wander) against the measurement noise.
 
+use crate::discipline::DisciplineState;
 use crate::system::System;
 use crate::time::{NtpDuration, PollInterval};
 
@@ -15,6 +16,9 @@ impl System {
     /// server's time; sampling slower lets the clock wander further than the measurements
     /// are noisy. So: lengthen the poll (after two updates that agree) while `g(2T)` stays
     /// below half the measurement noise, shorten it at once when `g(T)` exceeds the noise.
+    /// Never lengthen it while the discipline is still training: a noisy path hides a
+    /// frequency error of ppm from `g`, yet a network that goes away then leaves the clock
+    /// to run for hours on that frequency (docs/algorithms.md, 3b).
     pub(crate) fn adapt_poll(&mut self, noise: f64) {
         let precision = NtpDuration::from_exponent(self.config.precision).to_seconds();
         let noise = noise.max(precision).max(1e-7);
@@ -22,10 +26,11 @@ impl System {
         let (wander, _) = self.discipline.noise_model();
         let growth = |t: f64| sd_freq * t + (wander.max(0.0) * t * t * t / 3.0).sqrt();
         let t = self.vars.poll.as_seconds();
+        let training = self.discipline.state() == DisciplineState::Training;
         if growth(t) > noise {
             self.poll_counter = 0;
             self.vars.poll = self.vars.poll.dec(PollInterval::MIN);
-        } else if growth(2.0 * t) < noise / 2.0 {
+        } else if growth(2.0 * t) < noise / 2.0 && !training {
             self.poll_counter += 1;
             if self.poll_counter >= POLL_AGREE {
                 self.poll_counter = 0;
