@@ -182,6 +182,7 @@ impl Instance {
         }
         for s in &servers {
             s.set_dscp(dscp)?;
+            s.set_dont_fragment()?;
         }
         let prefix = name.as_ref().map(|n| format!("[{n}] ")).unwrap_or_default();
         let mut thread_sockets = Vec::new();
@@ -204,6 +205,7 @@ impl Instance {
                     )
                 })?;
                 s.set_dscp(dscp)?;
+                s.set_dont_fragment()?;
                 per_thread.push(s);
             }
             thread_sockets.push(per_thread);

@@ -358,6 +358,22 @@ impl UdpSocket {
         }
     }
 
+    /// IPv4: sets the Don't Fragment bit on every datagram without path MTU discovery
+    /// (IP_PMTUDISC_PROBE). NTP replies are far below any MTU; with DF the kernel writes IP
+    /// ID 0 (RFC 6864) instead of drawing an ID from its shared generator for each reply.
+    /// Nothing to do on IPv6 (no ID without fragmentation).
+    pub fn set_dont_fragment(&self) -> io::Result<()> {
+        if self.ipv6 {
+            return Ok(());
+        }
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    }
+
     /// Allows sending to broadcast addresses (SO_BROADCAST).
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         setsockopt_int(
@@ -710,6 +726,25 @@ mod tests {
             UdpSocket::bind_shared(SocketAddr::new(any.ip(), port), Some("lo"), REUSE_ADDRESS)
                 .expect_err("the first socket did not allow sharing");
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    }
+
+    #[test]
+    fn dont_fragment_on_ipv4_server_sockets() {
+        let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        s.set_dont_fragment().unwrap();
+        let mut v: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most len bytes into the c_int we pass.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &mut v as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        assert_eq!((r, v), (0, libc::IP_PMTUDISC_PROBE));
     }
 
     /// attacks.md C5: an association's connected socket receives only from its server's address and
