@@ -1,9 +1,11 @@
 //! The sockets of the load: non-blocking UDP, connected to the target when each has its own
 //! source address, or wildcard-bound with a per-request source address (IP_PKTINFO /
-//! IPV6_PKTINFO); requests leave in batches (sendmmsg), answers are read in batches
-//! (recvmmsg) with the kernel's receive timestamp (SO_TIMESTAMPNS), and an epoll set says
-//! which sockets have answers waiting.
+//! IPV6_PKTINFO); requests leave in batches (one UDP_SEGMENT send when they are all the same
+//! length: the kernel builds one buffer and cuts it into datagrams; else sendmmsg), answers
+//! are read in batches (recvmmsg) with the kernel's receive timestamp (SO_TIMESTAMPNS), and
+//! an epoll set says which sockets have answers waiting.
 
+use std::cell::Cell;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -14,6 +16,8 @@ use std::time::Duration;
 pub const BATCH: usize = 64;
 /// Receive buffer per answer (longer ones are cut; NTP answers are far shorter).
 const RECV_LEN: usize = 2048;
+/// UDP generic segmentation offload (linux/udp.h; not in the libc crate for glibc).
+const UDP_SEGMENT: libc::c_int = 103;
 
 fn setsockopt_int(socket: &UdpSocket, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
     // SAFETY: passes a pointer to a live c_int and its size. A failure only leaves the
@@ -47,6 +51,9 @@ pub struct Source {
     /// Connected to the target: requests carry no address, and the kernel's early demux
     /// finds the socket of an answer without a route lookup.
     connected: bool,
+    /// Same-length requests may leave as one segmented send (cleared when the kernel
+    /// refuses one: sendmmsg from then on).
+    segment: Cell<bool>,
 }
 
 impl Source {
@@ -83,6 +90,7 @@ impl Source {
         Ok(Self {
             socket,
             connected: target.is_some(),
+            segment: Cell::new(true),
         })
     }
 }
@@ -141,6 +149,23 @@ impl SendBatch {
         mut on_blocked: impl FnMut(usize),
     ) -> io::Result<(u64, u64)> {
         let n = self.lens.len();
+        if src.segment.get() && self.segment_size().is_some() {
+            match self.send_segmented(src, dest) {
+                Ok(()) => {
+                    self.lens.clear();
+                    self.sources.clear();
+                    return Ok((n as u64, 0));
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock) => {
+                    (0..n).for_each(&mut on_blocked);
+                    self.lens.clear();
+                    self.sources.clear();
+                    return Ok((0, n as u64));
+                }
+                // Not supported here (or an earlier ICMP error): one datagram at a time.
+                Err(_) => src.segment.set(false),
+            }
+        }
         // SAFETY: iovec, mmsghdr and sockaddr_storage are plain data; all-zero is valid.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
@@ -195,6 +220,61 @@ impl SendBatch {
         self.lens.clear();
         self.sources.clear();
         Ok((sent, blocked))
+    }
+}
+
+impl SendBatch {
+    /// The segment size when the batch can leave as one segmented send: two or more
+    /// requests, none with its own source address, all of one length but the last (which
+    /// may be shorter).
+    fn segment_size(&self) -> Option<usize> {
+        let (&first, rest) = self.lens.split_first()?;
+        let (&last, middle) = rest.split_last()?;
+        let fits = first > 0
+            && middle.iter().all(|&l| l == first)
+            && last <= first
+            && self.lens.iter().sum::<usize>() <= 60_000
+            && self.sources.iter().all(Option::is_none);
+        fits.then_some(first)
+    }
+
+    /// One sendmsg of every request of the batch, cut by the kernel into datagrams of
+    /// `segment_size` bytes (UDP_SEGMENT).
+    fn send_segmented(&mut self, src: &Source, dest: SocketAddr) -> io::Result<()> {
+        let size = self.segment_size().unwrap_or(0) as u16;
+        // SAFETY: iovec, msghdr and sockaddr_storage are plain data; all-zero is valid.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        for ((iov, slot), &len) in iovs.iter_mut().zip(&mut self.data).zip(&self.lens) {
+            iov.iov_base = slot.as_mut_ptr() as *mut libc::c_void;
+            iov.iov_len = len;
+        }
+        let (mut name, name_len) = sockaddr(dest);
+        let mut control = [0u64; 4];
+        // SAFETY: the msghdr points to live locals (iovs, name, control) with their lengths;
+        // CMSG_FIRSTHDR/CMSG_DATA compute positions inside `control` (32 bytes, 8-byte
+        // aligned, room for one cmsghdr and a u16); the kernel only reads what we pass.
+        let r = unsafe {
+            let mut msg: libc::msghdr = zeroed();
+            if !src.connected {
+                msg.msg_name = &mut name as *mut libc::sockaddr_storage as *mut libc::c_void;
+                msg.msg_namelen = name_len;
+            }
+            msg.msg_iov = iovs.as_mut_ptr();
+            msg.msg_iovlen = self.lens.len();
+            msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, size);
+            libc::sendmsg(src.socket.as_raw_fd(), &msg, 0)
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -494,6 +574,39 @@ mod tests {
         assert_eq!(batch.recv(&rx).unwrap(), 0);
         poller.wait(Duration::ZERO, &mut ready).unwrap();
         assert!(ready.is_empty());
+    }
+
+    /// Same-length requests leave as one segmented send and arrive as separate datagrams;
+    /// a shorter last one too; mixed lengths go through sendmmsg.
+    #[test]
+    fn segmented_send_arrives_as_datagrams() {
+        let rx = Source::open("127.0.0.1:0".parse().unwrap(), false, None).unwrap();
+        let to = rx.socket.local_addr().unwrap();
+        let tx = Source::open("127.0.0.1:0".parse().unwrap(), false, Some(to)).unwrap();
+        let mut out = SendBatch::default();
+        let lens = [48, 48, 48, 20];
+        for (i, &len) in lens.iter().enumerate() {
+            out.next_slot().unwrap()[..len].fill(i as u8);
+            out.push(len, None);
+        }
+        assert_eq!(out.segment_size(), Some(48));
+        assert_eq!(out.send(&tx, to, |_| panic!()).unwrap(), (4, 0));
+        assert!(tx.segment.get(), "the kernel took the segmented send");
+        for (i, &len) in [10usize, 48].iter().enumerate() {
+            out.next_slot().unwrap()[..len].fill(9 + i as u8);
+            out.push(len, None);
+        }
+        assert_eq!(out.segment_size(), None, "a longer last datagram");
+        assert_eq!(out.send(&tx, to, |_| panic!()).unwrap(), (2, 0));
+        std::thread::sleep(Duration::from_millis(20));
+        let mut batch = RecvBatch::default();
+        assert_eq!(batch.recv(&rx).unwrap(), 6);
+        let got: Vec<Vec<u8>> = batch.iter().map(|(d, _)| d.to_vec()).collect();
+        let want: Vec<Vec<u8>> = [(0u8, 48usize), (1, 48), (2, 48), (3, 20), (9, 10), (10, 48)]
+            .iter()
+            .map(|&(b, len)| vec![b; len])
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
