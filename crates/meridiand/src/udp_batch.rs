@@ -27,10 +27,20 @@ pub struct RecvBatch {
     bufs: Vec<u8>,
     names: Vec<libc::sockaddr_storage>,
     controls: Vec<[u64; CONTROL_WORDS]>,
+    iovs: Vec<libc::iovec>,
+    /// One header per slot, pointing into `bufs` (through `iovs`), `names` and `controls`:
+    /// set up once, as these heap buffers never grow or move after [`RecvBatch::new`].
+    hdrs: Vec<libc::mmsghdr>,
+    /// Headers the kernel filled in the last call (their lengths to be reset).
+    used: usize,
     /// What the last [`RecvBatch::recv`] received, by slot (`None`: an address family we
     /// do not know, skipped).
     metas: Vec<Option<RecvMeta>>,
 }
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` point only into heap buffers this batch owns
+// and never reallocates; they move with it to another thread, and nothing else holds them.
+unsafe impl Send for RecvBatch {}
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,20 +51,42 @@ impl std::fmt::Debug for RecvBatch {
     }
 }
 
+const NAME_LEN: libc::socklen_t = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+const CONTROL_LEN: usize = size_of::<[u64; CONTROL_WORDS]>();
+
 impl RecvBatch {
     /// Room for `capacity` datagrams (1..=[`BATCH`]) of up to `buf_len` bytes each; a longer
     /// datagram is reported with `len` = `buf_len` + 1, as [`UdpSocket::recv`] does.
     pub fn new(capacity: usize, buf_len: usize) -> Self {
         let capacity = capacity.clamp(1, BATCH);
-        Self {
+        let mut batch = Self {
             capacity,
             buf_len,
             bufs: vec![0; capacity * buf_len],
             // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
             names: vec![unsafe { zeroed() }; capacity],
             controls: vec![[0; CONTROL_WORDS]; capacity],
+            // SAFETY: iovec and mmsghdr are plain data; all-zero is a valid value.
+            iovs: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
+            hdrs: vec![unsafe { zeroed() }; capacity],
+            used: capacity,
             metas: Vec::with_capacity(capacity),
+        };
+        let bufs = batch.bufs.chunks_exact_mut(buf_len);
+        let slots = bufs.zip(&mut batch.names).zip(&mut batch.controls);
+        for (((buf, name), control), (iov, hdr)) in
+            slots.zip(batch.iovs.iter_mut().zip(&mut batch.hdrs))
+        {
+            iov.iov_base = buf.as_mut_ptr() as *mut libc::c_void;
+            iov.iov_len = buf.len();
+            let msg = &mut hdr.msg_hdr;
+            msg.msg_name = name as *mut libc::sockaddr_storage as *mut libc::c_void;
+            msg.msg_iov = iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         }
+        batch
     }
 
     /// How many datagrams one call may receive.
@@ -67,31 +99,22 @@ impl RecvBatch {
     /// was empty at the time of the call.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.metas.clear();
-        let n = self.capacity;
-        // SAFETY: iovec and mmsghdr are plain data; all-zero is a valid value.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        let bufs = self.bufs.chunks_exact_mut(self.buf_len);
-        let slots = bufs.zip(&mut self.names).zip(&mut self.controls);
-        for (((buf, name), control), (iov, hdr)) in slots.zip(iovs.iter_mut().zip(&mut hdrs)) {
-            iov.iov_base = buf.as_mut_ptr() as *mut libc::c_void;
-            iov.iov_len = buf.len();
-            let msg = &mut hdr.msg_hdr;
-            msg.msg_name = name as *mut libc::sockaddr_storage as *mut libc::c_void;
-            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msg.msg_iov = iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
+        // The kernel rewrote the lengths of the headers it filled (one more, to be safe).
+        let touched = (self.used + 1).min(self.capacity);
+        for hdr in &mut self.hdrs[..touched] {
+            hdr.msg_hdr.msg_namelen = NAME_LEN;
+            hdr.msg_hdr.msg_controllen = CONTROL_LEN as _;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
         }
-        // SAFETY: the first n headers point to live buffers of this batch (n <= BATCH), each
-        // with its length; the kernel writes within those lengths. No timeout is passed.
+        self.used = 0;
+        // SAFETY: the headers point to live buffers of this batch with their lengths (see
+        // `new`), `capacity` of them; the kernel writes within those lengths. No timeout.
         let r = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                n as libc::c_uint,
+                self.hdrs.as_mut_ptr(),
+                self.capacity as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
@@ -105,8 +128,9 @@ impl RecvBatch {
                 _ => Err(err),
             };
         }
-        let received = (r as usize).min(n);
-        for (hdr, name) in hdrs[..received].iter().zip(&self.names) {
+        let received = (r as usize).min(self.capacity);
+        self.used = received;
+        for (hdr, name) in self.hdrs[..received].iter().zip(&self.names) {
             let meta = from_sockaddr(name).map(|source| {
                 let mut meta = RecvMeta {
                     len: hdr.msg_len as usize,

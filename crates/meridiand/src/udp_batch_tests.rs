@@ -175,3 +175,30 @@ fn ipv6_batch_receive() {
         assert!(meta.timestamp.is_some());
     }
 }
+
+/// A batch moves to another thread (as into a server thread) and keeps working there, its
+/// headers still pointing at its own buffers; slots reused after a long datagram report the
+/// next ones' own lengths.
+#[test]
+fn batch_moves_to_a_thread_and_reuses_its_slots() {
+    let rx = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let to = Some(rx.local_addr().unwrap());
+    let mut batch = RecvBatch::new(4, 32);
+    tx.send(&[7; 40], to, None).unwrap();
+    settle();
+    assert_eq!(batch.recv(&rx).unwrap(), 1);
+    assert_eq!(batch.iter().next().unwrap().1.len, 33, "truncated");
+    let lens = std::thread::spawn(move || {
+        for len in [3usize, 30, 1] {
+            tx.send(&vec![len as u8; len], to, None).unwrap();
+        }
+        settle();
+        let n = batch.recv(&rx).unwrap();
+        let lens: Vec<usize> = batch.iter().map(|(d, m)| d.len().min(m.len)).collect();
+        (n, lens)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(lens, (3, vec![3, 30, 1]));
+}
