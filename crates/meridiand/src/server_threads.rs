@@ -2,10 +2,11 @@
 //! NTP port (SO_REUSEPORT, same bind, namespace, VRF device and DSCP as the main loop's), each
 //! served by its own thread: receive (a batch per recvmmsg), the same admission checks as the
 //! main loop (receive switch, loopback spoofing, access rights, rate), `respond`, and send
-//! the replies of the batch together (sendmmsg: the threads never run under clknetsim). A thread answers client
-//! requests (mode 3) only; every other datagram the kernel hashed to its socket (symmetric
-//! peers, broadcasts, mode 6, replies) is handed to the main loop through a channel and an
-//! eventfd the main loop polls, so it is handled exactly as if it had arrived there.
+//! the replies of the batch together (sendmmsg: the threads never run under clknetsim). A
+//! thread answers client requests (mode 3) only; every other datagram the kernel hashed to
+//! its socket (symmetric peers, broadcasts, mode 6, replies) is handed to the main loop
+//! through a channel and an eventfd the main loop polls, so it is handled exactly as if it
+//! had arrived there.
 //!
 //! What a thread reads is published by the main loop: the server state (`PublishedState`,
 //! extrapolated to the thread's own time) and the instance's policy (`ThreadPolicy`, swapped on
