@@ -20,10 +20,12 @@ usage: meridian-load --target ADDR:PORT --rate N --duration SECS [options]
 
 Sends NTP client (mode 3) requests at N per second for SECS seconds (both required and
 bounded), then waits --drain-ms for late answers, and reports offered and answered rates,
-loss and response latency. Targets: 127.0.0.0/8, ::1, 198.18.0.0/15, 2001:2::/48 only.
+loss, response latency (send to the kernel's receive timestamp of the answer) and its own
+CPU time. Targets: 127.0.0.0/8, ::1, 198.18.0.0/15, 2001:2::/48 only.
 
 options:
-  --sources K          sockets (source ports) to send from, round robin (default 1)
+  --sources K          sockets (source ports) to send from, round robin by chunks of up to
+                       16 requests sent in one system call (default 1)
   --source-base ADDR   socket i binds to ADDR+i (addresses added to an interface, or covered
                        by a local route); same ranges as the target
   --prefix P           the source addresses must stay inside ADDR/P (default 24 / 64)

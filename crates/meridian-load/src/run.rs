@@ -1,10 +1,12 @@
-//! The measurement: paced sending of mode 3 requests over many sockets from one thread,
-//! poll(2) for the answers in between, and the report (rates, loss, latency percentiles);
-//! with `--mix`, the datagrams come from [`Mixer`] and answers are counted per kind.
+//! The measurement: paced sending of mode 3 requests over many sockets from one thread, in
+//! batches (one sendmmsg per socket and burst), sleeping between bursts and then reading
+//! whatever answers arrived (recvmmsg on the sockets epoll names), and the report (rates,
+//! loss, latency percentiles, the generator's own CPU time); with `--mix`, the datagrams
+//! come from [`Mixer`] and answers are counted per kind.
 
 use crate::args::{nth_address, Options};
-use crate::mix::{empty_counts, kind_of, KindCount, Mixer, KINDS, MAX_DATAGRAM};
-use crate::net::{poll_readable, wildcard, Source};
+use crate::mix::{empty_counts, kind_of, Kind, KindCount, Mixer, KINDS};
+use crate::net::{cpu_seconds, realtime_ns, wildcard, Poller, RecvBatch, SendBatch, Source};
 use serde::Serialize;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,12 +14,20 @@ use std::time::{Duration, Instant};
 
 /// Requests sent back to back before looking for answers.
 const SEND_BATCH: u64 = 64;
+/// Requests one socket sends in one sendmmsg; the next ones go through the next socket. A
+/// burst of one request (low rates) thus moves to the next socket at every request.
+const CHUNK: u64 = 16;
+const _: () = assert!(
+    CHUNK as usize <= crate::net::BATCH,
+    "a chunk fits one send batch"
+);
 /// Shortest sleep between bursts of requests: below it the generator would spin, taking the
 /// CPU time the kernel needs to move the packets; requests then leave in bursts of
-/// rate x this.
+/// rate x this. Answers wait in the sockets meanwhile (their arrival time is the kernel's
+/// receive timestamp, so reading them later does not lengthen the measured latency).
 const MIN_SLEEP: Duration = Duration::from_micros(200);
-/// Answers read from one socket before looking at the others.
-const RECV_BATCH: usize = 256;
+/// Batches (recvmmsg) read from one socket before looking at the others.
+const RECV_ROUNDS: usize = 8;
 /// NTP header length.
 const HEADER_LEN: usize = 48;
 
@@ -103,6 +113,8 @@ pub struct Report {
     /// 1 - answered / sent.
     pub loss: f64,
     pub latency: Option<Latency>,
+    /// CPU time (user + system) the generator itself used for the run, seconds.
+    pub cpu_s: f64,
     /// With `--mix`: the seed and what was sent and answered per kind. `answered` and
     /// `loss` then count only the kinds a server should answer (valid and auth).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,45 +142,60 @@ struct Tally {
 /// Length of a reply carrying only a crypto-NAK.
 const CRYPTO_NAK_LEN: usize = HEADER_LEN + 4;
 
-fn drain(sources: &[Source], ready: &[usize], start: Instant, t: &mut Tally) -> io::Result<()> {
-    let mut buf = [0u8; 2048];
+/// Reads the answers waiting on the sockets `ready` names. Times are ns since `start_rt`
+/// (CLOCK_REALTIME) + 1, as the stamps are.
+fn drain(
+    sources: &[Source],
+    ready: &[usize],
+    inbox: &mut RecvBatch,
+    start_rt: u64,
+    t: &mut Tally,
+) -> io::Result<()> {
     for &i in ready {
-        for _ in 0..RECV_BATCH {
-            let Some(n) = sources[i].recv(&mut buf)? else {
+        for _ in 0..RECV_ROUNDS {
+            let n = inbox.recv(&sources[i])?;
+            let read_at = realtime_ns();
+            for (data, arrival) in inbox.iter() {
+                let now = arrival.unwrap_or(read_at).saturating_sub(start_rt) + 1;
+                tally(t, data, now);
+            }
+            if n < crate::net::BATCH {
                 break;
-            };
-            let n = n.min(buf.len());
-            match classify(&buf[..n]) {
-                Answer::Reply(stamp) if t.kinds.is_some() => {
-                    let kind = kind_of(stamp);
-                    if let Some(c) = t.kinds.as_mut().map(|k| &mut k[kind.index()]) {
-                        if n == CRYPTO_NAK_LEN {
-                            c.crypto_naks += 1;
-                        } else {
-                            c.replies += 1;
-                        }
-                    }
-                    if kind.expects_answer() && n != CRYPTO_NAK_LEN {
-                        let now = start.elapsed().as_nanos() as u64 + 1;
-                        t.answered += 1;
-                        if stamp <= now {
-                            t.latencies.push(now - stamp);
-                        }
-                    }
-                }
-                Answer::Reply(stamp) => {
-                    let now = start.elapsed().as_nanos() as u64 + 1;
-                    t.answered += 1;
-                    if stamp <= now {
-                        t.latencies.push(now - stamp);
-                    }
-                }
-                Answer::Kiss => t.kisses += 1,
-                Answer::Invalid => t.invalid += 1,
             }
         }
     }
     Ok(())
+}
+
+/// Counts one answer that arrived at `now` (ns since the start + 1).
+fn tally(t: &mut Tally, data: &[u8], now: u64) {
+    let n = data.len();
+    match classify(data) {
+        Answer::Reply(stamp) if t.kinds.is_some() => {
+            let kind = kind_of(stamp);
+            if let Some(c) = t.kinds.as_mut().map(|k| &mut k[kind.index()]) {
+                if n == CRYPTO_NAK_LEN {
+                    c.crypto_naks += 1;
+                } else {
+                    c.replies += 1;
+                }
+            }
+            if kind.expects_answer() && n != CRYPTO_NAK_LEN {
+                t.answered += 1;
+                if stamp <= now {
+                    t.latencies.push(now - stamp);
+                }
+            }
+        }
+        Answer::Reply(stamp) => {
+            t.answered += 1;
+            if stamp <= now {
+                t.latencies.push(now - stamp);
+            }
+        }
+        Answer::Kiss => t.kisses += 1,
+        Answer::Invalid => t.invalid += 1,
+    }
 }
 
 /// Opens the sockets the options ask for; returns them and whether requests choose their
@@ -182,7 +209,9 @@ fn open_sources(o: &Options) -> io::Result<(Vec<Source>, bool)> {
                 .ok_or_else(|| io::Error::other("source address outside its prefix"))?,
             _ => wildcard(o.target),
         };
-        let s = Source::open(SocketAddr::new(ip, 0), per_packet)
+        // Each socket with its own address talks to the target only: connected.
+        let connect = (!per_packet).then_some(o.target);
+        let s = Source::open(SocketAddr::new(ip, 0), per_packet, connect)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot bind a socket to {ip}: {e}")))?;
         sources.push(s);
     }
@@ -201,13 +230,20 @@ pub fn run(o: &Options) -> io::Result<Report> {
         kinds: o.mix.as_ref().map(|_| empty_counts()),
     };
     let mut mixer = o.mix.as_ref().map(Mixer::new);
-    let mut datagram = [0u8; MAX_DATAGRAM];
-    let mut fds = Vec::with_capacity(sources.len());
+    let mut poller = Poller::new(&sources)?;
+    let mut outbox = SendBatch::default();
+    let mut inbox = RecvBatch::default();
     let mut ready = Vec::with_capacity(sources.len());
+    let mut chunk_kinds: Vec<Option<Kind>> = Vec::with_capacity(CHUNK as usize);
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
+    // Stamps and arrival times: CLOCK_REALTIME (the clock of the kernel's receive
+    // timestamps), in ns since the start + 1 (0 would read as "no origin timestamp").
+    let start_rt = realtime_ns();
     let send_end = start + o.duration;
     let interval = 1.0 / o.rate as f64;
     let (mut attempted, mut sent, mut blocked) = (0u64, 0u64, 0u64);
+    let mut next_socket = 0;
     let mut last_send = start;
     while attempted < o.max_packets {
         let now = Instant::now();
@@ -218,43 +254,56 @@ pub fn run(o: &Options) -> io::Result<Report> {
         let due = ((elapsed * o.rate as f64) as u64 + 1).min(o.max_packets);
         let batch_end = due.min(attempted + SEND_BATCH);
         while attempted < batch_end {
-            let socket = &sources[(attempted % sources.len() as u64) as usize];
-            let from: Option<IpAddr> = match (per_packet, o.source_base) {
-                (true, Some(base)) => nth_address(base, o.prefix.unwrap_or(0), attempted % clients),
-                _ => None,
-            };
-            let stamp = start.elapsed().as_nanos() as u64 + 1;
-            let (data, kind) = match mixer.as_mut() {
-                Some(m) => {
-                    let (len, kind) = m.next(stamp, &mut datagram);
-                    (&datagram[..len], Some(kind))
-                }
-                None => {
-                    datagram[..HEADER_LEN].copy_from_slice(&request(stamp));
-                    (&datagram[..HEADER_LEN], None)
-                }
-            };
-            if socket.send(data, o.target, from)? {
-                sent += 1;
-                if let (Some(kind), Some(k)) = (kind, tally.kinds.as_mut()) {
+            // One chunk through one socket, then the next socket.
+            let socket = &sources[next_socket];
+            next_socket = (next_socket + 1) % sources.len();
+            let chunk_end = batch_end.min(attempted + CHUNK);
+            chunk_kinds.clear();
+            for k in attempted..chunk_end {
+                let from: Option<IpAddr> = match (per_packet, o.source_base) {
+                    (true, Some(base)) => nth_address(base, o.prefix.unwrap_or(0), k % clients),
+                    _ => None,
+                };
+                let stamp = realtime_ns().saturating_sub(start_rt) + 1;
+                let Some(slot) = outbox.next_slot() else {
+                    break;
+                };
+                let (len, kind) = match mixer.as_mut() {
+                    Some(m) => {
+                        let (len, kind) = m.next(stamp, slot);
+                        (len, Some(kind))
+                    }
+                    None => {
+                        slot[..HEADER_LEN].copy_from_slice(&request(stamp));
+                        (HEADER_LEN, None)
+                    }
+                };
+                outbox.push(len, from);
+                chunk_kinds.push(kind);
+            }
+            let (ok, refused) = outbox.send(socket, o.target, |i| {
+                chunk_kinds[i] = None;
+            })?;
+            if let Some(k) = tally.kinds.as_mut() {
+                for kind in chunk_kinds.iter().flatten() {
                     k[kind.index()].datagrams += 1;
                 }
-            } else {
-                blocked += 1;
             }
-            attempted += 1;
+            sent += ok;
+            blocked += refused;
+            attempted = chunk_end;
         }
         last_send = Instant::now();
-        let wait = if attempted < due {
-            Duration::ZERO
-        } else {
+        if attempted >= due {
             let next = start + Duration::from_secs_f64(attempted as f64 * interval);
-            next.saturating_duration_since(last_send)
+            let wait = next
+                .saturating_duration_since(last_send)
                 .max(MIN_SLEEP)
-                .min(send_end.saturating_duration_since(last_send))
-        };
-        poll_readable(&sources, &mut fds, wait, &mut ready)?;
-        drain(&sources, &ready, start, &mut tally)?;
+                .min(send_end.saturating_duration_since(last_send));
+            std::thread::sleep(wait);
+        }
+        poller.wait(Duration::ZERO, &mut ready)?;
+        drain(&sources, &ready, &mut inbox, start_rt, &mut tally)?;
     }
     let send_duration = last_send
         .duration_since(start)
@@ -274,9 +323,10 @@ pub fn run(o: &Options) -> io::Result<Report> {
         if now >= drain_end || tally.answered + tally.kisses >= expected {
             break;
         }
-        poll_readable(&sources, &mut fds, drain_end - now, &mut ready)?;
-        drain(&sources, &ready, start, &mut tally)?;
+        poller.wait(drain_end - now, &mut ready)?;
+        drain(&sources, &ready, &mut inbox, start_rt, &mut tally)?;
     }
+    let cpu = cpu_seconds() - cpu_before;
     let secs = send_duration.as_secs_f64();
     Ok(Report {
         target: o.target.to_string(),
@@ -297,6 +347,7 @@ pub fn run(o: &Options) -> io::Result<Report> {
             1.0 - (tally.answered.min(expected) as f64 / expected as f64)
         },
         latency: percentiles(&mut tally.latencies),
+        cpu_s: cpu,
         mix: tally.kinds.take().map(|kinds| MixReport {
             seed: o.mix.as_ref().map_or(0, |m| m.seed),
             expected_replies: expected,
@@ -321,7 +372,8 @@ pub fn text(r: &Report) -> String {
          offered      {:.0} pps ({} sent, {} blocked)\n\
          answered     {:.0} pps ({} answers, {} kisses, {} invalid)\n\
          loss         {:.2} %\n\
-         {lat}\n{mix}",
+         {lat}\n\
+         cpu          {:.2} s ({:.0} % of one CPU while sending)\n{mix}",
         r.target,
         r.sources,
         if r.client_addresses > 0 {
@@ -339,6 +391,8 @@ pub fn text(r: &Report) -> String {
         r.kisses,
         r.invalid,
         r.loss * 100.0,
+        r.cpu_s,
+        100.0 * r.cpu_s / r.send_duration_s.max(1e-6),
         mix = r.mix.as_ref().map_or(String::new(), mix_text),
     )
 }

@@ -6,6 +6,7 @@
 
 use crate::clock::Clock;
 use crate::server_threads::ServerPool;
+use crate::udp::batch::{RecvBatch, BATCH};
 use crate::udp::{PortShare, RecvMeta, UdpSocket};
 use meridian_proto::access::{self, AccessPolicy};
 use meridian_proto::client::ClientConfig;
@@ -110,6 +111,8 @@ pub struct Instance {
     /// until the threads start (then owned by `pool`).
     thread_sockets: Vec<Vec<UdpSocket>>,
     pool: Option<ServerPool>,
+    /// Receive buffers of the server sockets (allocated at the first datagram).
+    recv_batch: Option<Box<RecvBatch>>,
 }
 
 impl Instance {
@@ -179,6 +182,7 @@ impl Instance {
         }
         for s in &servers {
             s.set_dscp(dscp)?;
+            s.set_dont_fragment()?;
         }
         let prefix = name.as_ref().map(|n| format!("[{n}] ")).unwrap_or_default();
         let mut thread_sockets = Vec::new();
@@ -201,6 +205,7 @@ impl Instance {
                     )
                 })?;
                 s.set_dscp(dscp)?;
+                s.set_dont_fragment()?;
                 per_thread.push(s);
             }
             thread_sockets.push(per_thread);
@@ -252,6 +257,7 @@ impl Instance {
             source_interface: None,
             thread_sockets,
             pool: None,
+            recv_batch: None,
         })
     }
 
@@ -313,16 +319,15 @@ impl Instance {
             }
             return adjustments;
         }
+        if let SocketRef::Server(i) = which {
+            self.drain_server(i, &mut adjustments, system, clock, &mono, rng);
+            return adjustments;
+        }
+        let SocketRef::Client(i) = which else {
+            return adjustments;
+        };
         let mut buf = [0u8; RECV_BUF];
-        loop {
-            let socket = match which {
-                SocketRef::Server(i) => &self.servers[i],
-                SocketRef::Client(i) => match &self.clients[i].socket {
-                    Some(s) => s,
-                    None => break,
-                },
-                SocketRef::Handoff => break,
-            };
+        while let Some(socket) = &self.clients[i].socket {
             let meta = match socket.recv(&mut buf) {
                 Ok(Some(meta)) => meta,
                 Ok(None) => break,
@@ -331,29 +336,60 @@ impl Instance {
                     break;
                 }
             };
+            if meta.len > RECV_BUF {
+                continue;
+            }
             let rx_local = match meta.timestamp {
                 Some((secs, nanos)) => clock.from_realtime(secs, nanos),
                 None => clock.now(),
             };
-            let data = &buf[..meta.len.min(RECV_BUF)];
-            match which {
-                SocketRef::Server(i) => {
-                    let adj =
-                        self.server_datagram(i, data, &meta, rx_local, system, clock, mono(), rng);
-                    adjustments.extend(adj);
-                }
-                SocketRef::Handoff => break,
-                SocketRef::Client(i) => {
-                    if meta.len > RECV_BUF {
-                        continue;
-                    }
-                    if let Some(adj) = self.client_reply(i, system, data, rx_local, mono()) {
-                        adjustments.push(adj);
-                    }
-                }
+            let data = &buf[..meta.len];
+            if let Some(adj) = self.client_reply(i, system, data, rx_local, mono()) {
+                adjustments.push(adj);
             }
         }
         adjustments
+    }
+
+    /// Reads everything waiting on server socket `index`, a batch (recvmmsg) at a time, and
+    /// handles each datagram in arrival order. A batch shorter than the capacity means the
+    /// socket was empty: no further call just to hear EAGAIN (poll(2) is level-triggered).
+    fn drain_server(
+        &mut self,
+        index: usize,
+        adjustments: &mut Vec<ClockAdjustment>,
+        system: &mut System,
+        clock: &dyn Clock,
+        mono: &impl Fn() -> Mono,
+        rng: &mut dyn Entropy,
+    ) {
+        // Taken out while its datagrams are handled (they need `self`), then put back.
+        let mut batch = self
+            .recv_batch
+            .take()
+            .unwrap_or_else(|| Box::new(RecvBatch::new(BATCH, RECV_BUF)));
+        loop {
+            let n = match batch.recv(&self.servers[index]) {
+                Ok(n) => n,
+                Err(e) => {
+                    crate::warn!("receive error: {e}");
+                    break;
+                }
+            };
+            for (data, meta) in batch.iter() {
+                let rx_local = match meta.timestamp {
+                    Some((secs, nanos)) => clock.from_realtime(secs, nanos),
+                    None => clock.now(),
+                };
+                let adj =
+                    self.server_datagram(index, data, meta, rx_local, system, clock, mono(), rng);
+                adjustments.extend(adj);
+            }
+            if n < batch.capacity() {
+                break;
+            }
+        }
+        self.recv_batch = Some(batch);
     }
 
     /// A datagram that arrived on NTP-port socket `index` (or on a server thread's socket of

@@ -1,10 +1,12 @@
 //! Optional server threads (`[service] server-threads = N`): N more sockets on an instance's
 //! NTP port (SO_REUSEPORT, same bind, namespace, VRF device and DSCP as the main loop's), each
-//! served by its own thread: receive, the same admission checks as the main loop (receive
-//! switch, loopback spoofing, access rights, rate), `respond`, send. A thread answers client
-//! requests (mode 3) only; every other datagram the kernel hashed to its socket (symmetric
-//! peers, broadcasts, mode 6, replies) is handed to the main loop through a channel and an
-//! eventfd the main loop polls, so it is handled exactly as if it had arrived there.
+//! served by its own thread: receive (a batch per recvmmsg), the same admission checks as the
+//! main loop (receive switch, loopback spoofing, access rights, rate), `respond`, and send
+//! the replies of the batch together (sendmmsg: the threads never run under clknetsim). A
+//! thread answers client requests (mode 3) only; every other datagram the kernel hashed to
+//! its socket (symmetric peers, broadcasts, mode 6, replies) is handed to the main loop
+//! through a channel and an eventfd the main loop polls, so it is handled exactly as if it
+//! had arrived there.
 //!
 //! What a thread reads is published by the main loop: the server state (`PublishedState`,
 //! extrapolated to the thread's own time) and the instance's policy (`ThreadPolicy`, swapped on
@@ -14,6 +16,7 @@
 
 use crate::instance::{ServerCounters, RECV_BUF};
 use crate::shared::{PublishedState, SnapshotCell, SnapshotReader};
+use crate::udp::batch::{RecvBatch, SendBatch, BATCH};
 use crate::udp::{RecvMeta, UdpSocket};
 use meridian_proto::access::{self, AccessPolicy};
 use meridian_proto::gate::ServerGate;
@@ -129,6 +132,7 @@ impl ServerPool {
                 stop: pool.stop.clone(),
                 wake: pool.wake.clone(),
                 rng: crate::entropy::OsEntropy::new(),
+                replies: SendBatch::new(BATCH, server::MAX_REPLY_LEN),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("{label}server-{n}"))
@@ -221,6 +225,8 @@ struct Worker {
     stop: Arc<OwnedFd>,
     wake: Arc<OwnedFd>,
     rng: crate::entropy::OsEntropy,
+    /// The replies to the datagrams of the batch being handled.
+    replies: SendBatch,
 }
 
 impl Worker {
@@ -234,7 +240,7 @@ impl Worker {
                 revents: 0,
             })
             .collect();
-        let mut buf = [0u8; RECV_BUF];
+        let mut batch = RecvBatch::new(BATCH, RECV_BUF);
         loop {
             // SAFETY: pollfds is a live, correctly sized array of pollfd.
             let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, -1) };
@@ -252,31 +258,54 @@ impl Worker {
             }
             for i in 0..self.sockets.len() {
                 if pollfds[i + 1].revents != 0 {
-                    self.drain(i, &mut buf);
+                    self.drain(i, &mut batch);
                 }
             }
             self.flush();
         }
     }
 
-    fn drain(&mut self, index: usize, buf: &mut [u8; RECV_BUF]) {
+    /// Handles what is waiting on socket `index`, a batch at a time: each datagram in turn,
+    /// then the batch's replies in one sendmmsg. Stops at a batch shorter than the capacity
+    /// (the socket was empty).
+    fn drain(&mut self, index: usize, batch: &mut RecvBatch) {
         let mut since_flush = 0;
         loop {
-            let meta = match self.sockets[index].recv(buf) {
-                Ok(Some(meta)) => meta,
-                Ok(None) => return,
+            let n = match batch.recv(&self.sockets[index]) {
+                Ok(n) => n,
                 Err(e) => {
                     crate::warn!("server thread: receive error: {e}");
                     return;
                 }
             };
-            self.datagram(index, &buf[..meta.len.min(RECV_BUF)], &meta);
-            since_flush += 1;
-            if since_flush == FLUSH_EVERY {
+            for (data, meta) in batch.iter() {
+                self.datagram(index, data, meta);
+            }
+            self.send_replies(index);
+            since_flush += n;
+            if since_flush >= FLUSH_EVERY as usize {
                 self.flush();
                 since_flush = 0;
             }
+            if n < batch.capacity() {
+                return;
+            }
         }
+    }
+
+    /// Sends the queued replies through socket `index`, counting them.
+    fn send_replies(&mut self, index: usize) {
+        let Self {
+            sockets,
+            replies,
+            local,
+            ..
+        } = self;
+        let sent = replies.flush(&sockets[index], |dest, e| {
+            crate::debug!("reply to {dest} failed: {e}");
+            *local.dropped.entry("send-error").or_default() += 1;
+        });
+        local.answered += sent as u64;
     }
 
     fn flush(&mut self) {
@@ -352,12 +381,14 @@ impl Worker {
             &mut out,
         ) {
             Ok(len) => {
-                match self.sockets[index].send(&out[..len], Some(meta.source), meta.destination) {
-                    Ok(_) => self.local.answered += 1,
-                    Err(e) => {
-                        crate::debug!("reply to {} failed: {e}", meta.source);
-                        self.drop("send-error");
-                    }
+                if self.replies.is_full() {
+                    self.send_replies(index);
+                }
+                if !self
+                    .replies
+                    .push(&out[..len], meta.source, meta.destination)
+                {
+                    self.drop("send-error");
                 }
             }
             Err(reason) => self.drop(reason.as_str()),

@@ -4,7 +4,8 @@
 //! and multicast modes need (SO_BROADCAST, group membership, multicast interface, TTL, loop).
 //!
 //! Only plain socket calls are used (socket, bind, connect, setsockopt, recvmsg, sendmsg), so
-//! the daemon runs unchanged under the clknetsim LD_PRELOAD simulator.
+//! the daemon runs unchanged under the clknetsim LD_PRELOAD simulator. Batched receive and
+//! send (recvmmsg, sendmmsg) for the server sockets are in `udp_batch.rs`.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -88,7 +89,7 @@ fn setsockopt_raw<T>(
 }
 
 /// Encodes a socket address for the kernel.
-fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {
@@ -118,7 +119,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says this is a sockaddr_in.
@@ -141,6 +142,101 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+/// Reads what the kernel attached to a received datagram into `meta`: the receive timestamp
+/// (SO_TIMESTAMPNS) and the destination address and interface (IP_PKTINFO / IPV6_PKTINFO).
+///
+/// # Safety
+/// `msg` must be a header the kernel just filled by recvmsg(2) or recvmmsg(2): its control
+/// pointer and length describe a live buffer holding the control messages written.
+pub(crate) unsafe fn parse_control(msg: &libc::msghdr, meta: &mut RecvMeta) {
+    // SAFETY (for the block): the caller guarantees the control buffer; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within msg_controllen, and each payload is read unaligned with the
+    // type its (level, type) pair announces.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let hdr = &*cmsg;
+            let data = libc::CMSG_DATA(cmsg);
+            match (hdr.cmsg_level, hdr.cmsg_type) {
+                (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => {
+                    let ts = std::ptr::read_unaligned(data as *const libc::timespec);
+                    meta.timestamp = Some((ts.tv_sec, ts.tv_nsec as u32));
+                }
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(data as *const libc::in_pktinfo);
+                    meta.destination = Some(IpAddr::V4(Ipv4Addr::from(
+                        info.ipi_addr.s_addr.to_ne_bytes(),
+                    )));
+                    meta.ifindex = Some(info.ipi_ifindex as u32);
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(data as *const libc::in6_pktinfo);
+                    meta.destination = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                    meta.ifindex = Some(info.ipi6_ifindex);
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+}
+
+/// Writes into `control` the control message that makes a datagram leave from the local
+/// address `source` (IP_PKTINFO / IPV6_PKTINFO; none when `source` is `None` or of the other
+/// family than the socket's); returns the control length to put in the msghdr (0: none).
+pub(crate) fn source_control(control: &mut [u64; 8], source: Option<IpAddr>, ipv6: bool) -> usize {
+    // SAFETY: a msghdr pointing at `control` (64 bytes, 8-byte aligned) is used only to let
+    // CMSG_FIRSTHDR and CMSG_DATA compute positions inside it; one cmsghdr plus an
+    // in6_pktinfo (CMSG_SPACE = 40 bytes) fits, and the payload is written unaligned.
+    unsafe {
+        let mut msg: libc::msghdr = zeroed();
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        let (level, kind, len) = match source {
+            Some(IpAddr::V4(_)) if !ipv6 => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            Some(IpAddr::V6(_)) if ipv6 => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+            _ => return 0,
+        };
+        let space = libc::CMSG_SPACE(len as u32) as usize;
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+        let data = libc::CMSG_DATA(cmsg);
+        match source {
+            Some(IpAddr::V4(src)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(src.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                std::ptr::write_unaligned(data as *mut libc::in_pktinfo, info);
+            }
+            Some(IpAddr::V6(src)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                std::ptr::write_unaligned(data as *mut libc::in6_pktinfo, info);
+            }
+            None => {}
+        }
+        space
     }
 }
 
@@ -260,6 +356,22 @@ impl UdpSocket {
         } else {
             setsockopt_int(self.fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_TOS, tos)
         }
+    }
+
+    /// IPv4: sets the Don't Fragment bit on every datagram without path MTU discovery
+    /// (IP_PMTUDISC_PROBE). NTP replies are far below any MTU; with DF the kernel writes IP
+    /// ID 0 (RFC 6864) instead of drawing an ID from its shared generator for each reply.
+    /// Nothing to do on IPv6 (no ID without fragmentation).
+    pub fn set_dont_fragment(&self) -> io::Result<()> {
+        if self.ipv6 {
+            return Ok(());
+        }
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
     }
 
     /// Allows sending to broadcast addresses (SO_BROADCAST).
@@ -430,31 +542,7 @@ impl UdpSocket {
                 // parser rejects.
                 meta.len = buf.len() + 1;
             }
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                let hdr = &*cmsg;
-                let data = libc::CMSG_DATA(cmsg);
-                match (hdr.cmsg_level, hdr.cmsg_type) {
-                    (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => {
-                        let ts = std::ptr::read_unaligned(data as *const libc::timespec);
-                        meta.timestamp = Some((ts.tv_sec, ts.tv_nsec as u32));
-                    }
-                    (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
-                        let info = std::ptr::read_unaligned(data as *const libc::in_pktinfo);
-                        meta.destination = Some(IpAddr::V4(Ipv4Addr::from(
-                            info.ipi_addr.s_addr.to_ne_bytes(),
-                        )));
-                        meta.ifindex = Some(info.ipi_ifindex as u32);
-                    }
-                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
-                        let info = std::ptr::read_unaligned(data as *const libc::in6_pktinfo);
-                        meta.destination = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                        meta.ifindex = Some(info.ipi6_ifindex);
-                    }
-                    _ => {}
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
+            parse_control(&msg, &mut meta);
             Ok(Some(meta))
         }
     }
@@ -485,44 +573,10 @@ impl UdpSocket {
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
             let mut control = [0u64; 8];
-            match source {
-                Some(IpAddr::V4(src)) if !self.ipv6 => {
-                    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-                    msg.msg_controllen =
-                        libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as _;
-                    let cmsg = libc::CMSG_FIRSTHDR(&msg);
-                    (*cmsg).cmsg_level = libc::IPPROTO_IP;
-                    (*cmsg).cmsg_type = libc::IP_PKTINFO;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-                    let info = libc::in_pktinfo {
-                        ipi_ifindex: 0,
-                        ipi_spec_dst: libc::in_addr {
-                            s_addr: u32::from_ne_bytes(src.octets()),
-                        },
-                        ipi_addr: libc::in_addr { s_addr: 0 },
-                    };
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
-                }
-                Some(IpAddr::V6(src)) if self.ipv6 => {
-                    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-                    msg.msg_controllen =
-                        libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as _;
-                    let cmsg = libc::CMSG_FIRSTHDR(&msg);
-                    (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
-                    (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
-                    let info = libc::in6_pktinfo {
-                        ipi6_addr: libc::in6_addr {
-                            s6_addr: src.octets(),
-                        },
-                        ipi6_ifindex: 0,
-                    };
-                    std::ptr::write_unaligned(
-                        libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo,
-                        info,
-                    );
-                }
-                _ => {}
+            let controllen = source_control(&mut control, source, self.ipv6);
+            if controllen > 0 {
+                msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+                msg.msg_controllen = controllen as _;
             }
             let n = libc::sendmsg(self.fd.as_raw_fd(), &msg, 0);
             if n < 0 {
@@ -539,6 +593,9 @@ impl AsRawFd for UdpSocket {
         self.fd.as_raw_fd()
     }
 }
+
+#[path = "udp_batch.rs"]
+pub mod batch;
 
 #[cfg(test)]
 mod tests {
@@ -669,6 +726,25 @@ mod tests {
             UdpSocket::bind_shared(SocketAddr::new(any.ip(), port), Some("lo"), REUSE_ADDRESS)
                 .expect_err("the first socket did not allow sharing");
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    }
+
+    #[test]
+    fn dont_fragment_on_ipv4_server_sockets() {
+        let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        s.set_dont_fragment().unwrap();
+        let mut v: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most len bytes into the c_int we pass.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &mut v as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        assert_eq!((r, v), (0, libc::IP_PMTUDISC_PROBE));
     }
 
     /// attacks.md C5: an association's connected socket receives only from its server's address and
