@@ -16,7 +16,7 @@ fn local(secs: f64) -> NtpTimestamp {
 /// asymmetry errors `errors` (one exchange each, 16 s apart). As on a real path, an error e
 /// comes with queueing: the round trip is 10 ms plus 2|e|, one way 5 ms + |e| + e. Returns
 /// the adjustments the replies caused, in order.
-fn first_burst(ahead: f64, errors: &[f64]) -> (System, Vec<ClockAdjustment>) {
+pub(crate) fn first_burst(ahead: f64, errors: &[f64]) -> (System, Vec<ClockAdjustment>) {
     let mut s = System::new(SystemConfig {
         precision: -20,
         local_reference: None,

@@ -1,59 +1,14 @@
 //! System-level tests of `System::handle_external_step`: a step of the clock made outside
 //! the core moves the stored samples with it, a leap second executed by the kernel does not.
 
-use crate::client::ClientConfig;
-use crate::discipline::DisciplineConfig;
-use crate::entropy::SplitMix64;
-use crate::system::{System, SystemConfig};
-use crate::time::{Mono, NtpDuration, NtpTimestamp, PollInterval};
-use crate::wire::{parse, Header, Leap, Mode, ReferenceId};
-
-fn local(secs: f64) -> NtpTimestamp {
-    NtpTimestamp::from_unix(1_800_000_000, 0) + NtpDuration::from_seconds(secs)
-}
+use crate::system::System;
+use crate::system_start_tests::first_burst;
+use crate::wire::Leap;
 
 /// A system with one server that is `ahead` seconds ahead of the local clock, after `n`
-/// exchanges 16 s apart (a 1 ms round trip each).
+/// exchanges 16 s apart.
 fn system_with_samples(n: usize, ahead: f64) -> System {
-    let mut s = System::new(SystemConfig {
-        precision: -20,
-        local_reference: None,
-        discipline: DisciplineConfig::default(),
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
-    });
-    let mut rng = SplitMix64::new(3);
-    let config = ClientConfig {
-        minpoll: PollInterval::new(4),
-        maxpoll: PollInterval::new(4),
-        ..Default::default()
-    };
-    let id = s.add_client(
-        config,
-        ReferenceId([198, 18, 0, 1]),
-        false,
-        Mono::from_seconds(0.0),
-        &mut rng,
-    );
-    let mut t = 0.0;
-    for _ in 0..n {
-        t += 16.0;
-        let sent = s.handle_timeout(Mono::from_seconds(t), local(t), &mut rng);
-        let (_, request) = sent.into_iter().next().expect("a request is due");
-        let req = parse(&request).unwrap().header;
-        let mut h = Header::new(Mode::Server);
-        h.leap = Leap::None;
-        h.stratum = 1;
-        h.precision = -20;
-        h.reference_id = ReferenceId(*b"GPS\0");
-        h.reference_ts = local(t + ahead - 1.0);
-        h.origin_ts = req.transmit_ts;
-        h.receive_ts = local(t + ahead + 0.0005);
-        h.transmit_ts = local(t + ahead + 0.0005);
-        s.handle_reply(id, Mono::from_seconds(t + 0.001), local(t + 0.001), &h)
-            .expect("a genuine reply");
-    }
-    s
+    first_burst(ahead, &vec![0.0; n]).0
 }
 
 fn stored_offsets(s: &System) -> Vec<f64> {
