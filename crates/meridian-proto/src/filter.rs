@@ -190,6 +190,14 @@ impl ClockFilter {
         (offset.is_finite() && variance.is_finite()).then_some((offset, variance))
     }
 
+    /// The part of the RFC 5905 peer dispersion that the register's empty stages contribute
+    /// (MAXDISP each, in the last places of the delay order): 0 once the register is full.
+    pub fn empty_stage_dispersion(&self) -> f64 {
+        (self.samples().count()..NSTAGE)
+            .map(|i| MAXDISP / f64::from(1u32 << (i + 1)))
+            .sum()
+    }
+
     /// The estimate for display and selection at `now`: the newest sample, with the RFC 5905
     /// dispersion of the register grown at PHI, the register's jitter, and the variance of
     /// the newest sample grown by the dispersion it accumulated since (as a uniform bound).

@@ -26,6 +26,9 @@ pub const MAX_DISTANCE: f64 = 1.5;
 const LOCAL_UPDATE: f64 = 16.0;
 /// Requests a configured source gets before the first update may go ahead without it.
 const START_POLLS: u64 = 4;
+/// Samples a source needs before the first clock update (afterwards the RFC 5905 distance
+/// with its empty stages decides, which takes four).
+const START_SAMPLES: usize = 3;
 /// Clustering keeps at least this many survivors (RFC 5905 NMIN).
 const CLUSTER_MIN: usize = 3;
 /// Poll intervals without a clock update after which the next update ends a holdover.
@@ -511,6 +514,14 @@ impl System {
             {
                 continue;
             }
+            // The first update may use a source after START_SAMPLES samples: their
+            // combination (start_estimate) is measured, so the empty stages' 16 s each, which
+            // otherwise make four samples the least a source needs, are left out.
+            let dist = if starting && s.filter.samples().count() >= START_SAMPLES {
+                dist - s.filter.empty_stage_dispersion()
+            } else {
+                dist
+            };
             if dist >= MAX_DISTANCE {
                 if s.filter.samples().count() < NSTAGE {
                     if s.association.configured() {
@@ -611,7 +622,7 @@ impl System {
             }
             // The first update (after an iburst, or from a first sample) removes the initial
             // offset quickly, as the next samples follow soon to correct a wrong estimate.
-            None => PollInterval::new(1).min(self.vars.poll),
+            None => PollInterval::new(0).min(self.vars.poll),
         };
         let adjustment =
             self.discipline
