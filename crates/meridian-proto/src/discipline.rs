@@ -6,7 +6,7 @@
 //! server - local (positive: the local clock is behind); frequency positive = faster.
 //! See `docs/algorithms.md` for the derivation.
 
-use crate::time::{Mono, PollInterval};
+use crate::time::{Mono, NtpTimestamp, PollInterval};
 
 /// Limits and thresholds of the discipline.
 /// Samples in a row beyond the step threshold before a later step (with `spike_interval`).
@@ -25,6 +25,9 @@ pub struct DisciplineConfig {
     pub max_slew_ppm: f64,
     /// How long (s) an offset beyond the step threshold must persist before it is stepped.
     pub spike_interval: f64,
+    /// No update may move the clock to before this time (RFC 8633 s.5.2: a floor at the
+    /// software's build date, against servers that claim a time years back); `None`: none.
+    pub time_floor: Option<NtpTimestamp>,
 }
 
 impl Default for DisciplineConfig {
@@ -35,6 +38,7 @@ impl Default for DisciplineConfig {
             max_frequency_ppm: 500.0,
             max_slew_ppm: 83_333.0,
             spike_interval: 900.0,
+            time_floor: None,
         }
     }
 }
@@ -50,6 +54,8 @@ pub enum ClockAdjustment {
     Frequency { frequency_ppm: f64 },
     /// The offset (s) exceeds the panic threshold: nothing done, report it.
     Panic { offset: f64 },
+    /// The offset (s) would set the clock before the time floor: nothing done, report it.
+    BeforeFloor { offset: f64 },
 }
 
 /// Coarse state for display.

@@ -624,6 +624,16 @@ impl System {
             // offset quickly, as the next samples follow soon to correct a wrong estimate.
             None => PollInterval::new(0).min(self.vars.poll),
         };
+        // The sources agree on a time before the floor (years back, as no real server
+        // could): refused like a panic, before the discipline sees it.
+        if let Some(floor) = self.config.discipline.time_floor {
+            let target = local_now + NtpDuration::from_seconds(selection.offset);
+            if (target - floor).to_seconds() < 0.0 {
+                return ClockAdjustment::BeforeFloor {
+                    offset: selection.offset,
+                };
+            }
+        }
         let adjustment =
             self.discipline
                 .update(now, selection.offset, selection.offset_variance, interval);

@@ -17,10 +17,18 @@ fn local(secs: f64) -> NtpTimestamp {
 /// comes with queueing: the round trip is 10 ms plus 2|e|, one way 5 ms + |e| + e. Returns
 /// the adjustments the replies caused, in order.
 pub(crate) fn first_burst(ahead: f64, errors: &[f64]) -> (System, Vec<ClockAdjustment>) {
+    first_burst_with(DisciplineConfig::default(), ahead, errors)
+}
+
+fn first_burst_with(
+    discipline: DisciplineConfig,
+    ahead: f64,
+    errors: &[f64],
+) -> (System, Vec<ClockAdjustment>) {
     let mut s = System::new(SystemConfig {
         precision: -20,
         local_reference: None,
-        discipline: DisciplineConfig::default(),
+        discipline,
         initial_frequency_ppm: 0.0,
         min_survivors: 1,
     });
@@ -99,4 +107,33 @@ fn after_the_first_update_each_sample_counts_on_its_own() {
         (offset - 0.054).abs() < 0.2e-3,
         "second update's offset {offset}: the newest sample"
     );
+}
+
+/// attacks.md D2, RFC 8633 s.5.2: sources that agree on a time before the floor (years
+/// back) are refused even when the panic threshold would let the offset through; a time
+/// after the floor is used as usual.
+#[test]
+fn no_update_sets_the_clock_before_the_time_floor() {
+    let floor = local(0.0) - NtpDuration::from_seconds(86_400.0);
+    let config = DisciplineConfig {
+        panic_threshold: 1e9,
+        time_floor: Some(floor),
+        ..DisciplineConfig::default()
+    };
+    // A server three years behind: past the floor by far.
+    let (s, adjustments) = first_burst_with(config, -1e8, &[0.0; 4]);
+    assert!(
+        matches!(adjustments.last(), Some(ClockAdjustment::BeforeFloor { offset }) if (offset + 1e8).abs() < 1.0),
+        "{adjustments:?}"
+    );
+    assert!(!s.synchronized(), "refused, so not synchronized");
+    // A server one hour behind stays after the floor: stepped as usual.
+    let (s, adjustments) = first_burst_with(config, -3600.0, &[0.0; 4]);
+    assert!(
+        adjustments
+            .iter()
+            .any(|a| matches!(a, ClockAdjustment::Step { .. })),
+        "{adjustments:?}"
+    );
+    assert!(s.synchronized());
 }

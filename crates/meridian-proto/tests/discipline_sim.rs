@@ -168,7 +168,9 @@ fn run(sc: &Scenario) -> Trace {
                         filter.apply_frequency_change(now, frequency_ppm - commanded);
                         commanded = frequency_ppm;
                     }
-                    ClockAdjustment::Panic { .. } => trace.panics += 1,
+                    ClockAdjustment::Panic { .. } | ClockAdjustment::BeforeFloor { .. } => {
+                        trace.panics += 1
+                    }
                 }
             }
         }

@@ -316,7 +316,9 @@ impl Simulation {
     fn apply(&mut self, node: usize, adj: ClockAdjustment) {
         let n = &mut self.nodes[node];
         match adj {
-            ClockAdjustment::None | ClockAdjustment::Panic { .. } => {}
+            ClockAdjustment::None
+            | ClockAdjustment::Panic { .. }
+            | ClockAdjustment::BeforeFloor { .. } => {}
             ClockAdjustment::Frequency { frequency_ppm } => n.clock.correction_ppm = frequency_ppm,
             ClockAdjustment::Step {
                 offset,
@@ -539,7 +541,9 @@ impl Simulation {
                 };
                 if let Ok(adj) = n.system.handle_reply(source, mono(now), rx, &packet.header) {
                     match adj {
-                        ClockAdjustment::None | ClockAdjustment::Panic { .. } => {}
+                        ClockAdjustment::None
+                        | ClockAdjustment::Panic { .. }
+                        | ClockAdjustment::BeforeFloor { .. } => {}
                         ClockAdjustment::Frequency { frequency_ppm } => {
                             n.clock.correction_ppm = frequency_ppm
                         }

@@ -439,6 +439,13 @@ impl Runtime {
                 );
                 return;
             }
+            ClockAdjustment::BeforeFloor { offset } => {
+                crate::error!(
+                    "offset {offset:+.3} s would set the clock before {}: not adjusting the clock",
+                    crate::startup::TIME_FLOOR_TEXT
+                );
+                return;
+            }
         };
         if let Err(e) = result {
             crate::error!("clock adjustment failed: {e}");

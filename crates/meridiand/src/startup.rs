@@ -11,7 +11,7 @@ use meridian_proto::discipline::DisciplineConfig;
 use meridian_proto::entropy::Entropy;
 use meridian_proto::keys::KeyTable;
 use meridian_proto::system::{LocalReference, System, SystemConfig};
-use meridian_proto::time::{Mono, PollInterval};
+use meridian_proto::time::{Mono, NtpTimestamp, PollInterval};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Resolves a configured server address (an IP address or a host name) with its port.
@@ -59,6 +59,13 @@ pub fn initial_frequency(config: &Config, clock: &dyn Clock) -> f64 {
     }
 }
 
+/// The clock is never set before this time (RFC 8633 s.5.2 asks for a floor at the build
+/// date): the start of the year before this release, so that a server claiming a time years
+/// back is refused even with the panic threshold raised. Moved forward with each release.
+pub const TIME_FLOOR_UNIX: i64 = 1_735_689_600;
+/// [`TIME_FLOOR_UNIX`] for messages.
+pub const TIME_FLOOR_TEXT: &str = "2025-01-01T00:00:00Z";
+
 pub fn system_config(config: &Config, precision: i8, initial_frequency_ppm: f64) -> SystemConfig {
     SystemConfig {
         precision,
@@ -69,6 +76,7 @@ pub fn system_config(config: &Config, precision: i8, initial_frequency_ppm: f64)
         discipline: DisciplineConfig {
             step_threshold: config.clock.step_threshold,
             panic_threshold: config.clock.panic_threshold,
+            time_floor: Some(NtpTimestamp::from_unix(TIME_FLOOR_UNIX, 0)),
             ..DisciplineConfig::default()
         },
         initial_frequency_ppm,
