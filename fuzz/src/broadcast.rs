@@ -63,34 +63,12 @@ struct Driver<'a> {
 
 impl Driver<'_> {
     fn local_now(&self) -> NtpTimestamp {
-        self.local_base + NtpDuration::from_nanos(self.now.as_nanos().min(i64::MAX as u64) as i64)
+        crate::forge::local_at(self.local_base, self.now)
     }
 
-    /// `h` as a datagram: signed with our key, or with a corrupted digest, another key id, a
-    /// crypto-NAK or no MAC. Returns it and whether it is signed correctly.
+    /// `h` as a datagram, signed or forged as the input picks (`forge::sign_or_forge`).
     fn datagram(&mut self, h: &Header) -> (Vec<u8>, bool) {
-        let mut buf = [0u8; HEADER_LEN + 24];
-        h.emit((&mut buf[..HEADER_LEN]).try_into().expect("48 bytes"));
-        let choice = self.input.u8() % 8;
-        let Some(key) = self.key else {
-            let len = if choice == 7 {
-                HEADER_LEN + 4
-            } else {
-                HEADER_LEN
-            };
-            return (buf[..len].to_vec(), false);
-        };
-        let len = match choice {
-            0 => HEADER_LEN,
-            1 => auth::append_crypto_nak(&mut buf, HEADER_LEN).expect("room"),
-            _ => auth::append_mac(&key, &mut buf, HEADER_LEN).expect("room"),
-        };
-        match choice {
-            2 => buf[len - 1] ^= 1 | self.input.u8(),
-            3 => buf[HEADER_LEN + 3] ^= 1 | self.input.u8(),
-            _ => {}
-        }
-        (buf[..len].to_vec(), choice >= 4)
+        crate::forge::sign_or_forge(&mut self.input, self.key.as_ref(), h)
     }
 
     /// A server packet with fields from the input; `reply`: mode 4 echoing the volley nonce.

@@ -38,7 +38,7 @@ struct Driver<'a> {
 
 impl Driver<'_> {
     fn local_now(&self) -> NtpTimestamp {
-        self.local_base + NtpDuration::from_nanos(self.now.as_nanos().min(i64::MAX as u64) as i64)
+        crate::forge::local_at(self.local_base, self.now)
     }
 
     /// A header as a server would build it, fields partly from the input. `echo`: the

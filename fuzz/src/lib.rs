@@ -8,6 +8,7 @@
 mod broadcast;
 mod client;
 mod drift;
+mod forge;
 mod input;
 mod mac;
 mod mode6;
