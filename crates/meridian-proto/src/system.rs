@@ -543,10 +543,10 @@ impl System {
                 + peer.root_dispersion.to_seconds()
                 + est.jitter
                 + 3.0 * est.offset_variance.max(0.0).sqrt();
-            let (offset, offset_variance) = match s.filter.start_estimate(now) {
-                Some(start) if starting => start,
-                _ => (est.offset, est.offset_variance),
-            };
+            let (offset, offset_variance) = starting
+                .then(|| s.filter.start_estimate(now))
+                .flatten()
+                .unwrap_or((est.offset, est.offset_variance));
             candidates.push(Candidate {
                 id: i,
                 offset,
