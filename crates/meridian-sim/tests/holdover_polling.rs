@@ -4,6 +4,36 @@
 use meridian_proto::discipline::DisciplineState;
 use meridian_sim::{client_config, Link, NodeSpec, Simulation};
 
+const DAY: f64 = 86_400.0;
+
+/// A stratum-1 server that answers only in the first 30 minutes (offline until the next
+/// day), and a client 10 ppm off with the given initial offset (s) and wander polling it
+/// (minpoll 6, maxpoll 10) over a LAN link with `jitter` (s). Returns the simulation and
+/// the client's node.
+fn up_half_an_hour_a_day(
+    seed: u64,
+    initial_offset: f64,
+    wander_ppm: f64,
+    jitter: f64,
+    iburst: bool,
+) -> (Simulation, usize) {
+    let mut sim = Simulation::new(seed);
+    let server = sim.add_node(NodeSpec {
+        local_reference_stratum: Some(1),
+        ..Default::default()
+    });
+    let client = sim.add_node(NodeSpec {
+        initial_offset,
+        frequency_ppm: 10.0,
+        wander_ppm,
+        ..Default::default()
+    });
+    sim.set_link(client, server, Link::lan(0.0001, jitter));
+    sim.add_server(client, server, client_config(6, 10, iburst));
+    sim.set_offline(server, 1800.0, DAY);
+    (sim, client)
+}
+
 /// Requests the client has sent and replies it has received, over all its sources.
 fn counters(sim: &Simulation, client: usize) -> (u64, u64) {
     sim.nodes[client]
@@ -20,22 +50,8 @@ fn counters(sim: &Simulation, client: usize) -> (u64, u64) {
 #[test]
 fn a_returning_server_is_polled_at_minpoll_again() {
     for iburst in [false, true] {
-        let mut sim = Simulation::new(3);
-        let server = sim.add_node(NodeSpec {
-            local_reference_stratum: Some(1),
-            ..Default::default()
-        });
-        let client = sim.add_node(NodeSpec {
-            initial_offset: 0.01,
-            frequency_ppm: 10.0,
-            wander_ppm: 1e-3,
-            ..Default::default()
-        });
-        sim.set_link(client, server, Link::lan(0.0001, 100e-6));
-        sim.add_server(client, server, client_config(6, 10, iburst));
-        let day = 86_400.0;
-        sim.set_offline(server, 1800.0, day);
-        sim.run(day, 10.0, |_| {});
+        let (mut sim, client) = up_half_an_hour_a_day(3, 0.01, 1e-3, 100e-6, iburst);
+        sim.run(DAY, 10.0, |_| {});
         let (sent_before, received_before) = counters(&sim, client);
         assert!(
             sim.nodes[client].system.vars().poll.log2() > 6,
@@ -44,10 +60,10 @@ fn a_returning_server_is_polled_at_minpoll_again() {
         // Times (1 s resolution) at which replies arrived in the window.
         let mut replies = Vec::new();
         let mut last = received_before;
-        sim.run(day + 1800.0, 1.0, |s| {
+        sim.run(DAY + 1800.0, 1.0, |s| {
             let (_, r) = counters(s, client);
             if r > last {
-                replies.push(s.now - day);
+                replies.push(s.now - DAY);
                 last = r;
             }
         });
@@ -86,21 +102,7 @@ fn a_returning_server_is_polled_at_minpoll_again() {
 fn a_noisy_first_window_is_sampled_at_minpoll_while_training() {
     let mut runs = Vec::new();
     for seed in 1..=6 {
-        let mut sim = Simulation::new(seed);
-        let server = sim.add_node(NodeSpec {
-            local_reference_stratum: Some(1),
-            ..Default::default()
-        });
-        let client = sim.add_node(NodeSpec {
-            initial_offset: 0.05,
-            frequency_ppm: 10.0,
-            wander_ppm: 1e-4,
-            ..Default::default()
-        });
-        sim.set_link(client, server, Link::lan(0.0001, 10e-3));
-        sim.add_server(client, server, client_config(6, 10, true));
-        let day = 86_400.0;
-        sim.set_offline(server, 1800.0, day);
+        let (mut sim, client) = up_half_an_hour_a_day(seed, 0.05, 1e-4, 10e-3, true);
         let mut training_polls = Vec::new();
         sim.run(1800.0, 1.0, |s| {
             let system = &s.nodes[client].system;
@@ -112,7 +114,7 @@ fn a_noisy_first_window_is_sampled_at_minpoll_while_training() {
         let longest = training_polls.iter().copied().max().unwrap_or(6);
         let sd_ppm = sim.nodes[client].system.discipline().frequency_sd_ppm();
         let mut error = 0.0f64;
-        sim.run(day - 1.0, 60.0, |s| {
+        sim.run(DAY - 1.0, 60.0, |s| {
             error = error.max(s.error(client).abs())
         });
         runs.push((seed, longest, received, sd_ppm, error));
