@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::broadcast_system::BroadcastRefusal;
-use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::keys::Algorithm;
 use crate::system::{SourceId, System, SystemConfig};
@@ -67,13 +66,7 @@ fn mode5(xmt: f64, key: Option<Key>) -> Vec<u8> {
 }
 
 fn system() -> System {
-    System::new(SystemConfig {
-        precision: -20,
-        local_reference: None,
-        discipline: DisciplineConfig::default(),
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
-    })
+    System::new(SystemConfig::for_tests())
 }
 
 fn create(sys: &mut System, bytes: &[u8], keys: &KeyTable, auth: bool, now: f64) -> SourceId {

@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::client::ClientConfig;
-use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::system::{System, SystemConfig};
 use crate::time::{NtpDuration, NtpTimestamp, PollInterval};
@@ -49,13 +48,7 @@ fn g4_rate_limits_never_touch_replies_of_our_own_server() {
         table_size: 64,
     };
     let mut gate = ServerGate::new(AccessPolicy::open(), Some(limits), &mut rng);
-    let mut system = System::new(SystemConfig {
-        precision: -20,
-        local_reference: None,
-        discipline: DisciplineConfig::default(),
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
-    });
+    let mut system = System::new(SystemConfig::for_tests());
     let config = ClientConfig {
         iburst: true,
         minpoll: PollInterval::new(4),

@@ -67,6 +67,21 @@ pub struct SystemConfig {
     pub min_survivors: usize,
 }
 
+#[cfg(test)]
+impl SystemConfig {
+    /// What most unit tests run with: 1 µs precision, no local reference, the default
+    /// discipline, no drift file, one survivor.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            precision: -20,
+            local_reference: None,
+            discipline: DisciplineConfig::default(),
+            initial_frequency_ppm: 0.0,
+            min_survivors: 1,
+        }
+    }
+}
+
 /// Identifies a source within one [`System`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceId(pub usize);

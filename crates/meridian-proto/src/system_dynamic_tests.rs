@@ -7,7 +7,6 @@
 use crate::access::{prefix, rule, AccessPolicy, Acl, AclAction, AclSource, Right};
 use crate::auth;
 use crate::client::ClientConfig;
-use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::keys::{Algorithm, Key, KeyId, KeyTable};
 use crate::peer::DYNAMIC_TIMEOUT;
@@ -22,13 +21,7 @@ fn base() -> NtpTimestamp {
 }
 
 fn system(max_dynamic: usize) -> System {
-    let mut s = System::new(SystemConfig {
-        precision: -20,
-        local_reference: None,
-        discipline: DisciplineConfig::default(),
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
-    });
+    let mut s = System::new(SystemConfig::for_tests());
     s.set_max_dynamic(max_dynamic);
     s
 }

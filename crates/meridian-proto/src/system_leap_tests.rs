@@ -4,7 +4,6 @@
 
 use crate::auth;
 use crate::client::ClientConfig;
-use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::keys::{Algorithm, Key, KeyId};
 use crate::system::{SourceId, System, SystemConfig};
@@ -38,13 +37,7 @@ struct Net {
 impl Net {
     fn new(sources: usize, keyed: bool) -> Self {
         let mut rng = SplitMix64::new(42);
-        let mut system = System::new(SystemConfig {
-            precision: -20,
-            local_reference: None,
-            discipline: DisciplineConfig::default(),
-            initial_frequency_ppm: 0.0,
-            min_survivors: 1,
-        });
+        let mut system = System::new(SystemConfig::for_tests());
         let config = ClientConfig {
             iburst: true,
             minpoll: PollInterval::new(4),

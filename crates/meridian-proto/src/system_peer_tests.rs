@@ -5,7 +5,6 @@
 
 use crate::auth::{self, AuthResult};
 use crate::client::ClientConfig;
-use crate::discipline::DisciplineConfig;
 use crate::entropy::SplitMix64;
 use crate::keys::{Algorithm, Key, KeyId, KeyTable};
 use crate::peer::DYNAMIC_TIMEOUT;
@@ -24,14 +23,11 @@ fn base() -> NtpTimestamp {
 
 fn system(local_stratum: Option<u8>) -> System {
     let mut s = System::new(SystemConfig {
-        precision: -20,
         local_reference: local_stratum.map(|stratum| LocalReference {
             stratum,
             address: Ipv4Addr::new(127, 127, 1, 0),
         }),
-        discipline: DisciplineConfig::default(),
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
+        ..SystemConfig::for_tests()
     });
     s.housekeeping(Mono::from_seconds(1.0), base());
     s

@@ -26,11 +26,8 @@ fn first_burst_with(
     errors: &[f64],
 ) -> (System, Vec<ClockAdjustment>) {
     let mut s = System::new(SystemConfig {
-        precision: -20,
-        local_reference: None,
         discipline,
-        initial_frequency_ppm: 0.0,
-        min_survivors: 1,
+        ..SystemConfig::for_tests()
     });
     let mut rng = SplitMix64::new(5);
     let config = ClientConfig {
