@@ -166,10 +166,7 @@ impl ClockFilter {
     /// Offset variance of one sample (s^2): uniform error within half the excess delay
     /// (relative to the minimum delay, itself uncertain by `spread`), plus the precision.
     fn sample_variance(&self, sample: &Sample, precision: f64) -> f64 {
-        let (min, spread) = self.min_delay();
-        let excess = (sample.delay - min).max(0.0) + spread;
-        let v = excess * excess / 12.0 + precision * precision + 1e-18;
-        finite_or(v, MAXDISP * MAXDISP)
+        variance_given(sample, self.min_delay(), precision)
     }
 
     /// The offset before the first clock update, combining the register's samples: until
@@ -180,9 +177,10 @@ impl ClockFilter {
     /// far out; the mean of four is half as far). Returns (offset, variance).
     pub fn start_estimate(&self, now: Mono) -> Option<(f64, f64)> {
         let (mut weights, mut sum) = (0.0, 0.0);
+        let path = self.min_delay();
         for s in self.samples() {
             let grown = PHI * now.saturating_since(s.time).as_secs_f64();
-            let w = 1.0 / (self.sample_variance(s, self.precision) + grown * grown / 3.0);
+            let w = 1.0 / (variance_given(s, path, self.precision) + grown * grown / 3.0);
             weights += w;
             sum += w * s.offset;
         }
@@ -276,6 +274,14 @@ impl ClockFilter {
         self.history.clear();
         self.outliers.clear();
     }
+}
+
+/// [`ClockFilter::sample_variance`] for a path whose minimum delay and its uncertainty are
+/// `(min, spread)` (from [`ClockFilter::min_delay`], computed once for many samples).
+fn variance_given(sample: &Sample, (min, spread): (f64, f64), precision: f64) -> f64 {
+    let excess = (sample.delay - min).max(0.0) + spread;
+    let v = excess * excess / 12.0 + precision * precision + 1e-18;
+    finite_or(v, MAXDISP * MAXDISP)
 }
 
 #[cfg(test)]
